@@ -1,0 +1,39 @@
+# Everything starts from a fresh machine with only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all test unit docs lint clean
+
+all: test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+
+# Reinstall whenever the metadata changes.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	touch $(STAMP)
+
+# The whole suite: unit tests, the doctests in docs/*.rst (collected by
+# src/zope_sessionx/tests/test_docs.py), 100 % branch coverage of the
+# package, and the Sphinx documentation built with warnings as errors.
+test: $(STAMP)
+	$(BIN)/python -m pytest --cov --cov-branch --cov-report=term-missing --cov-fail-under=100
+	$(BIN)/python -m sphinx -W -q -b html -d $(VENV)/doctrees docs docs/_build/html
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W -b html -d $(VENV)/doctrees docs docs/_build/html
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet flake8 isort
+	$(BIN)/python -m flake8 src benchmarks
+	$(BIN)/python -m isort --check-only --diff src benchmarks
+
+clean:
+	rm -rf $(VENV) build dist docs/_build .coverage .pytest_cache src/*.egg-info

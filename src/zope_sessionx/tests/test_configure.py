@@ -1,0 +1,162 @@
+"""configure.zcml: adapters, security, TALES and site registration."""
+import unittest
+
+import transaction
+import zope.component
+from zope.component.hooks import setHooks
+from zope.component.hooks import setSite
+from zope.configuration import xmlconfig
+from zope.pagetemplate.engine import TrustedAppPT
+from zope.pagetemplate.pagetemplate import PageTemplate
+from zope.security.checker import CheckerPublic
+from zope.security.checker import getCheckerForInstancesOf
+from zope.traversing.interfaces import IPathAdapter
+
+import zope_sessionx
+from zope_sessionx.http import CookieClientIdManager
+from zope_sessionx.interfaces import IClientId
+from zope_sessionx.interfaces import IClientIdManager
+from zope_sessionx.interfaces import ISession
+from zope_sessionx.interfaces import ISessionDataContainer
+from zope_sessionx.session import PersistentSessionDataContainer
+from zope_sessionx.session import Session
+from zope_sessionx.tests.helpers import FileStorageDB
+from zope_sessionx.tests.helpers import installClock
+from zope_sessionx.tests.helpers import makeRequest
+from zope_sessionx.tests.helpers import nextRequest
+from zope_sessionx.tests.helpers import setUpComponents
+from zope_sessionx.tests.helpers import tearDownComponents
+
+
+class _Template(TrustedAppPT, PageTemplate):
+    """A page template with the Zope TALES engine, rendered with options."""
+
+    def pt_getContext(self, args=(), options=None, **kw):
+        namespace = PageTemplate.pt_getContext(self, args=args)
+        namespace.update(options or {})
+        return namespace
+
+
+class ConfigureTests(unittest.TestCase):
+
+    def setUp(self):
+        setUpComponents()
+        installClock()
+        xmlconfig.file('configure.zcml', zope_sessionx)
+
+    def tearDown(self):
+        setSite(None)
+        tearDownComponents()
+
+    def _provideUtilities(self):
+        zope.component.provideUtility(
+            CookieClientIdManager('sid', 's3cret'), IClientIdManager)
+        sdc = PersistentSessionDataContainer()
+        zope.component.provideUtility(sdc, ISessionDataContainer)
+        return sdc
+
+    def test_registers_adapters(self):
+        self._provideUtilities()
+        request = makeRequest()
+        session = ISession(request)
+        self.assertIsInstance(session, Session)
+        self.assertEqual(str(IClientId(request)), session.client_id)
+        adapter = zope.component.getAdapter(request, IPathAdapter, 'session')
+        self.assertIsInstance(adapter, Session)
+        self.assertTrue(IPathAdapter.providedBy(adapter))
+
+    def test_declares_security(self):
+        from zope_sessionx.session import RAMSessionDataContainer
+        from zope_sessionx.session import SessionData
+        from zope_sessionx.session import SessionPkgData
+        checker = getCheckerForInstancesOf(Session)
+        self.assertIs(checker.permission_id('get'), CheckerPublic)
+        manager = getCheckerForInstancesOf(CookieClientIdManager)
+        self.assertIs(manager.permission_id('getClientId'), CheckerPublic)
+        self.assertEqual(manager.setattr_permission_id('namespace'),
+                         'zope.ManageServices')
+        for klass in (PersistentSessionDataContainer,
+                      RAMSessionDataContainer):
+            checker = getCheckerForInstancesOf(klass)
+            self.assertEqual(checker.setattr_permission_id('timeout'),
+                             'zope.ManageServices')
+            self.assertIs(checker.permission_id('get'), CheckerPublic)
+        for klass in (SessionData, SessionPkgData):
+            checker = getCheckerForInstancesOf(klass)
+            self.assertIs(checker.permission_id('keys'), CheckerPublic)
+
+    def test_virtual_host_subscriber(self):
+        from zope.publisher.http import HTTPVirtualHostChangedEvent
+        self._provideUtilities()
+        request = makeRequest()
+        IClientId(request)
+        request._app_names = ['site']
+        zope.event.notify(HTTPVirtualHostChangedEvent(request))
+        self.assertEqual(request.response.getCookie('sid')['path'], '/site')
+
+    def test_tales_session_path(self):
+        import zope.traversing
+        xmlconfig.file('configure.zcml', zope.traversing)
+        self._provideUtilities()
+        template = _Template()
+        template.write(
+            '<p tal:content="request/session:products.foo/color'
+            ' | default">green</p>')
+        request = makeRequest()
+        self.assertEqual(template(request=request).strip(), '<p>green</p>')
+        ISession(request)['products.foo']['color'] = 'red'
+        following = nextRequest(request, 'sid')
+        self.assertEqual(template(request=following).strip(),
+                         '<p>red</p>')
+
+
+class SiteRegistrationTests(unittest.TestCase):
+    """A site administrator's local utilities, stored in a FileStorage."""
+
+    def setUp(self):
+        setUpComponents()
+        installClock()
+        setHooks()
+        xmlconfig.file('configure.zcml', zope_sessionx)
+        self.fs = FileStorageDB()
+
+    def tearDown(self):
+        setSite(None)
+        self.fs.close()
+        tearDownComponents()
+
+    def test_local_utilities_used_after_reopening(self):
+        from zope.site.folder import rootFolder
+        from zope.site.site import LocalSiteManager
+        conn = self.fs.db.open()
+        site = conn.root()['app'] = rootFolder()
+        site.setSiteManager(LocalSiteManager(site))
+        sm = site.getSiteManager()
+        sdc = sm['default']['sessions'] = PersistentSessionDataContainer()
+        sm.registerUtility(sdc, ISessionDataContainer)
+        ids = sm['default']['ids'] = CookieClientIdManager('site_sid')
+        sm.registerUtility(ids, IClientIdManager)
+        transaction.commit()
+        secret = ids.secret
+        conn.close()
+        self.fs.reopen()
+
+        conn = self.fs.db.open()
+        site = conn.root()['app']
+        setSite(site)
+        request = makeRequest()
+        ISession(request)['products.foo']['color'] = 'red'
+        transaction.commit()
+        cookie = request.response.getCookie('site_sid')
+        self.assertIsNotNone(cookie)
+        local_sdc = site.getSiteManager()['default']['sessions']
+        self.assertEqual(local_sdc[cookie['value']]['products.foo']['color'],
+                         'red')
+        self.assertEqual(
+            site.getSiteManager()['default']['ids'].secret, secret)
+        # Outside the site the global registry has neither utility.
+        setSite(None)
+        self.assertIsNone(
+            zope.component.queryUtility(ISessionDataContainer))
+        self.assertIsNone(zope.component.queryUtility(IClientIdManager))
+        conn.close()

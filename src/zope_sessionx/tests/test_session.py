@@ -1,0 +1,597 @@
+import unittest
+
+import transaction
+import zope.component
+from zope.interface.verify import verifyClass
+from zope.interface.verify import verifyObject
+from zope.schema.interfaces import TooSmall
+
+from zope_sessionx.interfaces import IClientId
+from zope_sessionx.interfaces import IClientIdManager
+from zope_sessionx.interfaces import IExpiringSessionDataContainer
+from zope_sessionx.interfaces import ISession
+from zope_sessionx.interfaces import ISessionData
+from zope_sessionx.interfaces import ISessionDataContainer
+from zope_sessionx.interfaces import ISessionPkgData
+from zope_sessionx.tests.helpers import EPOCH
+from zope_sessionx.tests.helpers import FakeClock
+from zope_sessionx.tests.helpers import FileStorageDB
+from zope_sessionx.tests.helpers import installClock
+from zope_sessionx.tests.helpers import makeRequest
+from zope_sessionx.tests.helpers import setUpComponents
+from zope_sessionx.tests.helpers import tearDownComponents
+
+
+class _ComponentsTestCase(unittest.TestCase):
+
+    def setUp(self):
+        setUpComponents()
+        self.clock = installClock()
+
+    def tearDown(self):
+        tearDownComponents()
+
+
+class CurrentTimeTests(_ComponentsTestCase):
+
+    def _callFUT(self):
+        from zope_sessionx.session import currentTime
+        return currentTime()
+
+    def test_uses_registered_clock(self):
+        self.assertEqual(self._callFUT(), EPOCH)
+        self.clock.advance(5)
+        self.assertEqual(self._callFUT(), EPOCH + 5)
+
+    def test_wo_clock_uses_time_time_at_call_time(self):
+        from unittest import mock
+        zope.component.getGlobalSiteManager().unregisterUtility(self.clock)
+        with mock.patch('time.time', return_value=42.5):
+            self.assertEqual(self._callFUT(), 42.5)
+
+
+class SessionPkgDataTests(unittest.TestCase):
+
+    def _getTargetClass(self):
+        from zope_sessionx.session import SessionPkgData
+        return SessionPkgData
+
+    def _makeOne(self):
+        return self._getTargetClass()()
+
+    def test_class_conforms(self):
+        verifyClass(ISessionPkgData, self._getTargetClass())
+
+    def test_instance_conforms(self):
+        verifyObject(ISessionPkgData, self._makeOne())
+
+    def test_mapping(self):
+        data = self._makeOne()
+        data['color'] = 'red'
+        self.assertEqual(data['color'], 'red')
+        self.assertEqual(data.get('missing', 'x'), 'x')
+        self.assertIn('color', data)
+        self.assertEqual(list(data.items()), [('color', 'red')])
+        del data['color']
+        self.assertEqual(len(data), 0)
+
+
+class SessionDataTests(unittest.TestCase):
+
+    def _getTargetClass(self):
+        from zope_sessionx.session import SessionData
+        return SessionData
+
+    def _makeOne(self):
+        return self._getTargetClass()()
+
+    def test_class_conforms(self):
+        verifyClass(ISessionData, self._getTargetClass())
+
+    def test_instance_conforms(self):
+        verifyObject(ISessionData, self._makeOne())
+
+    def test_new_has_no_times(self):
+        data = self._makeOne()
+        self.assertEqual(data.created, 0)
+        self.assertEqual(data.getLastAccessTime(), 0)
+        self.assertEqual(data.lastAccessTime, 0)
+
+    def test_setLastAccessTime_keeps_the_largest(self):
+        data = self._makeOne()
+        data.setLastAccessTime(20)
+        data.lastAccessTime = 10
+        self.assertEqual(data.getLastAccessTime(), 20)
+
+    def test_mapping_of_packages(self):
+        from zope_sessionx.session import SessionPkgData
+        data = self._makeOne()
+        pkg = data['products.foo'] = SessionPkgData()
+        self.assertIs(data['products.foo'], pkg)
+        self.assertIs(data.get('products.foo'), pkg)
+        self.assertIsNone(data.get('products.bar'))
+        self.assertIn('products.foo', data)
+        self.assertEqual(list(data), ['products.foo'])
+        self.assertEqual(list(data.keys()), ['products.foo'])
+        self.assertEqual(list(data.values()), [pkg])
+        self.assertEqual(list(data.items()), [('products.foo', pkg)])
+        self.assertEqual(len(data), 1)
+        del data['products.foo']
+        self.assertRaises(KeyError, data.__getitem__, 'products.foo')
+
+
+class ContainerTestsMixin:
+    """What both containers promise; run for each of them."""
+
+    default_resolution = 600
+
+    def _getTargetClass(self):
+        raise NotImplementedError  # pragma: no cover
+
+    def _makeOne(self):
+        return self._getTargetClass()()
+
+    def _makeData(self):
+        from zope_sessionx.session import SessionData
+        return SessionData()
+
+    def test_class_conforms(self):
+        verifyClass(IExpiringSessionDataContainer, self._getTargetClass())
+
+    def test_instance_conforms(self):
+        verifyObject(IExpiringSessionDataContainer, self._makeOne())
+
+    def test_defaults(self):
+        sdc = self._makeOne()
+        self.assertEqual(sdc.timeout, 3600)
+        self.assertEqual(sdc.resolution, self.default_resolution)
+        self.assertEqual(len(sdc), 0)
+
+    def test_negative_settings_refused(self):
+        sdc = self._makeOne()
+        self.assertRaises(TooSmall, setattr, sdc, 'timeout', -1)
+        self.assertRaises(TooSmall, setattr, sdc, 'resolution', -1)
+        self.assertEqual(sdc.timeout, 3600)
+
+    def test_now_follows_clock(self):
+        sdc = self._makeOne()
+        self.assertEqual(sdc.now(), EPOCH)
+        self.clock.advance(10)
+        self.assertEqual(sdc.now(), EPOCH + 10)
+
+    def test_setitem_stamps_creation_and_access(self):
+        sdc = self._makeOne()
+        data = sdc['client'] = self._makeData()
+        self.assertEqual(data.created, EPOCH)
+        self.assertEqual(data.getLastAccessTime(), EPOCH)
+        self.assertIs(sdc['client'], data)
+        self.assertEqual(len(sdc), 1)
+
+    def test_getitem_w_missing(self):
+        sdc = self._makeOne()
+        self.assertRaises(KeyError, sdc.__getitem__, 'nobody')
+        self.assertIsNone(sdc.get('nobody'))
+        self.assertNotIn('nobody', sdc)
+
+    def test_getitem_w_expired_session(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        sdc.resolution = 5
+        sdc['client'] = self._makeData()
+        self.clock.advance(60)
+        self.assertIn('client', sdc)
+        self.clock.advance(1)
+        # Expired, though nothing swept: never returned.
+        self.assertRaises(KeyError, sdc.__getitem__, 'client')
+        self.assertEqual(sdc.get('client', 'gone'), 'gone')
+        self.assertNotIn('client', sdc)
+        self.assertEqual(len(sdc), 1)
+
+    def test_getitem_bumps_access_time_once_per_resolution(self):
+        sdc = self._makeOne()
+        sdc.resolution = 100
+        data = sdc['client'] = self._makeData()
+        self.clock.advance(100)
+        sdc['client']
+        self.assertEqual(data.getLastAccessTime(), EPOCH)
+        self.clock.advance(1)
+        sdc['client']
+        self.assertEqual(data.getLastAccessTime(), EPOCH + 101)
+
+    def test_access_keeps_session_alive(self):
+        sdc = self._makeOne()
+        sdc.timeout = 80
+        sdc.resolution = 600
+        sdc['client'] = self._makeData()
+        # The effective resolution is timeout / 8 = 10 s: a client reading
+        # every 11 s is never timed out, whatever the resolution says.
+        for _ in range(20):
+            self.clock.advance(11)
+            sdc['client']
+        self.clock.advance(80)
+        self.assertIn('client', sdc)
+
+    def test_zero_timeout_never_expires_nor_writes(self):
+        sdc = self._makeOne()
+        sdc.timeout = 0
+        data = sdc['client'] = self._makeData()
+        self.clock.advance(10 ** 8)
+        self.assertIs(sdc['client'], data)
+        self.assertEqual(data.getLastAccessTime(), EPOCH)
+        self.assertFalse(sdc.isExpired(data))
+        self.assertEqual(sdc.sweep(), 0)
+
+    def test_zero_resolution_records_every_access(self):
+        sdc = self._makeOne()
+        sdc.resolution = 0
+        data = sdc['client'] = self._makeData()
+        self.clock.advance(1)
+        sdc['client']
+        self.assertEqual(data.getLastAccessTime(), EPOCH + 1)
+
+    def test_replacing_expired_session_counts_once(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        old = sdc['client'] = self._makeData()
+        self.clock.advance(61)
+        new = sdc['client'] = self._makeData()
+        self.assertIsNot(new, old)
+        self.assertIs(sdc['client'], new)
+        self.assertEqual(new.created, EPOCH + 61)
+        self.assertEqual(len(sdc), 1)
+
+    def test_setitem_keeps_creation_time_of_moved_data(self):
+        sdc = self._makeOne()
+        data = sdc['old'] = self._makeData()
+        self.clock.advance(30)
+        sdc['new'] = data
+        self.assertEqual(data.created, EPOCH)
+        self.assertEqual(data.getLastAccessTime(), EPOCH + 30)
+
+    def test_delitem(self):
+        sdc = self._makeOne()
+        sdc['client'] = self._makeData()
+        del sdc['client']
+        self.assertNotIn('client', sdc)
+        self.assertEqual(len(sdc), 0)
+        self.assertRaises(KeyError, sdc.__delitem__, 'client')
+
+    def test_sweep_removes_expired_only(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        sdc.resolution = 5
+        sdc['old'] = self._makeData()
+        self.clock.advance(30)
+        sdc['young'] = self._makeData()
+        self.clock.advance(31)
+        self.assertEqual(sdc.sweep(), 1)
+        self.assertEqual(len(sdc), 1)
+        self.assertIn('young', sdc)
+        self.assertEqual(sdc.sweep(), 0)
+
+    def test_timeout_change_keeps_sessions(self):
+        sdc = self._makeOne()
+        sdc['client'] = self._makeData()
+        self.clock.advance(3000)
+        sdc.timeout = 7200
+        sdc.resolution = 60
+        self.clock.advance(3000)
+        self.assertIn('client', sdc)
+
+
+class PersistentSessionDataContainerTests(ContainerTestsMixin,
+                                          _ComponentsTestCase):
+
+    def _getTargetClass(self):
+        from zope_sessionx.session import PersistentSessionDataContainer
+        return PersistentSessionDataContainer
+
+
+class RAMSessionDataContainerTests(ContainerTestsMixin, _ComponentsTestCase):
+
+    default_resolution = 300
+
+    def _getTargetClass(self):
+        from zope_sessionx.session import RAMSessionDataContainer
+        return RAMSessionDataContainer
+
+    def test_containers_do_not_share_data(self):
+        one, two = self._makeOne(), self._makeOne()
+        one['client'] = self._makeData()
+        self.assertNotIn('client', two)
+
+    def test_data_joins_the_request_transaction(self):
+        sdc = self._makeOne()
+        sdc['committed'] = self._makeData()
+        transaction.commit()
+        sdc['aborted'] = self._makeData()
+        transaction.abort()
+        self.assertIn('committed', sdc)
+        self.assertNotIn('aborted', sdc)
+
+    def test_sweep_frees_removed_data(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        sdc['client'] = self._makeData()
+        transaction.commit()
+        self.clock.advance(61)
+        self.assertEqual(sdc.sweep(), 1)
+        transaction.commit()
+        self.assertEqual(len(sdc), 0)
+
+    def test_stored_container_keeps_data_outside_the_database(self):
+        db = FileStorageDB()
+        self.addCleanup(db.close)
+        manager = transaction.TransactionManager()
+        conn = db.db.open(manager)
+        sdc = conn.root()['sdc'] = self._makeOne()
+        manager.commit()
+        sdc['client'] = self._makeData()
+        manager.commit()
+        # The container's records hold its settings, not the sessions.
+        self.assertLess(db.db.getSize(), 1000)
+        other = transaction.TransactionManager()
+        other_conn = db.db.open(other)
+        self.assertIn('client', other_conn.root()['sdc'])
+        other.abort()
+        manager.abort()
+
+
+class ClientIdTests(_ComponentsTestCase):
+
+    def _getTargetClass(self):
+        from zope_sessionx.session import ClientId
+        return ClientId
+
+    def setUp(self):
+        super().setUp()
+        from zope_sessionx.http import CookieClientIdManager
+        self.manager = CookieClientIdManager('cookie', 'secret')
+        zope.component.provideUtility(self.manager, IClientIdManager)
+
+    def test_class_conforms(self):
+        verifyClass(IClientId, self._getTargetClass())
+
+    def test_instance_conforms(self):
+        verifyObject(IClientId, self._getTargetClass()(makeRequest()))
+
+    def test_same_request_same_id(self):
+        request = makeRequest()
+        first = self._getTargetClass()(request)
+        self.assertEqual(first, self._getTargetClass()(request))
+        self.assertEqual(str(first), self.manager.getClientId(request))
+
+
+class SessionTests(_ComponentsTestCase):
+
+    def _getTargetClass(self):
+        from zope_sessionx.session import Session
+        return Session
+
+    def _makeOne(self, request=None):
+        return self._getTargetClass()(request or makeRequest())
+
+    def setUp(self):
+        super().setUp()
+        from zope_sessionx.http import CookieClientIdManager
+        from zope_sessionx.session import ClientId
+        from zope_sessionx.session import PersistentSessionDataContainer
+        zope.component.provideUtility(
+            CookieClientIdManager('cookie', 'secret'), IClientIdManager)
+        zope.component.provideAdapter(ClientId, provides=IClientId)
+        self.sdc = PersistentSessionDataContainer()
+        zope.component.provideUtility(self.sdc, ISessionDataContainer)
+
+    def test_class_conforms(self):
+        verifyClass(ISession, self._getTargetClass())
+
+    def test_instance_conforms(self):
+        verifyObject(ISession, self._makeOne())
+
+    def test_get_is_lazy(self):
+        request = makeRequest()
+        session = self._makeOne(request)
+        self.assertEqual(session.get('products.foo', 'default'), 'default')
+        self.assertIsNone(session.get('products.foo'))
+        self.assertEqual(len(self.sdc), 0)
+
+    def test_get_w_session_wo_package(self):
+        session = self._makeOne()
+        session['products.foo']
+        self.assertIsNone(session.get('products.bar'))
+
+    def test_getitem_creates(self):
+        request = makeRequest()
+        pkg = self._makeOne(request)['products.foo']
+        self.assertTrue(ISessionPkgData.providedBy(pkg))
+        self.assertIs(self._makeOne(request)['products.foo'], pkg)
+        self.assertIs(self._makeOne(request).get('products.foo'), pkg)
+        self.assertEqual(len(self.sdc), 1)
+
+    def test_packages_do_not_share_a_namespace(self):
+        request = makeRequest()
+        self._makeOne(request)['products.foo']['color'] = 'red'
+        self._makeOne(request)['products.bar']['color'] = 'blue'
+        self._makeOne()['products.bar']['color'] = 'green'
+        self.assertEqual(self._makeOne(request)['products.foo']['color'],
+                         'red')
+        self.assertEqual(self._makeOne(request)['products.bar']['color'],
+                         'blue')
+
+    def test_named_container_wins_unnamed_is_fallback(self):
+        from zope_sessionx.session import PersistentSessionDataContainer
+        named = PersistentSessionDataContainer()
+        zope.component.provideUtility(
+            named, ISessionDataContainer, 'products.foo')
+        request = makeRequest()
+        session = self._makeOne(request)
+        foo = session['products.foo']
+        bar = session['products.bar']
+        self.assertIs(named[session.client_id]['products.foo'], foo)
+        self.assertIs(self.sdc[session.client_id]['products.bar'], bar)
+        self.assertNotIn('products.foo', self.sdc[session.client_id])
+
+    def test_expired_session_is_replaced_by_a_fresh_one(self):
+        request = makeRequest()
+        self._makeOne(request)['products.foo']['color'] = 'red'
+        self.clock.advance(3601)
+        self.assertIsNone(self._makeOne(request).get('products.foo'))
+        fresh = self._makeOne(request)['products.foo']
+        self.assertNotIn('color', fresh)
+        self.assertEqual(len(self.sdc), 1)
+
+    def test_not_a_container(self):
+        session = self._makeOne()
+        self.assertRaises(TypeError, lambda: 'products.foo' in session)
+        self.assertRaises(NotImplementedError, iter, session)
+
+
+class _Picky:
+    """A value that refuses to be pickled."""
+
+    def __reduce__(self):
+        raise TypeError('_Picky objects cannot be pickled')
+
+
+class ConcurrencyTests(_ComponentsTestCase):
+    """Two requests at once: two transaction managers on one FileStorage.
+
+    Each request goes through the real `Session` adapter, with its
+    connection's copy of the container registered as the utility.
+    """
+
+    def setUp(self):
+        super().setUp()
+        from zope_sessionx.http import CookieClientIdManager
+        from zope_sessionx.session import ClientId
+        from zope_sessionx.session import PersistentSessionDataContainer
+        self.ids = CookieClientIdManager('sid', 's3cret')
+        zope.component.provideUtility(self.ids, IClientIdManager)
+        zope.component.provideAdapter(ClientId, provides=IClientId)
+        self.fs = FileStorageDB()
+        self.addCleanup(self.fs.close)
+        manager = transaction.TransactionManager()
+        conn = self.fs.db.open(manager)
+        sdc = conn.root()['sdc'] = PersistentSessionDataContainer()
+        sdc.timeout = 3600
+        sdc.resolution = 600
+        manager.commit()
+        conn.close()
+        self.requests = []
+
+    def _open(self):
+        """Start a request: its own transaction manager and connection."""
+        manager = transaction.TransactionManager()
+        conn = self.fs.db.open(manager)
+        manager.begin()
+        self.addCleanup(conn.close)
+        self.addCleanup(manager.abort)
+        return manager, conn
+
+    def _session(self, conn, cookie=None):
+        from zope_sessionx.session import Session
+        zope.component.provideUtility(conn.root()['sdc'],
+                                      ISessionDataContainer)
+        request = makeRequest({'sid': cookie} if cookie else None)
+        return Session(request)
+
+    def _createClient(self, **data):
+        manager, conn = self._open()
+        session = self._session(conn)
+        session['products.foo'].update(data)
+        manager.commit()
+        return session.client_id
+
+    def _read(self, client_id):
+        manager, conn = self._open()
+        return dict(self._session(conn, client_id)['products.foo'])
+
+    def test_concurrent_reads_across_resolution_boundary_commit(self):
+        client_id = self._createClient(color='red')
+        self.clock.advance(601)
+        tm1, conn1 = self._open()
+        tm2, conn2 = self._open()
+        self.assertEqual(
+            self._session(conn1, client_id)['products.foo']['color'], 'red')
+        self.assertEqual(
+            self._session(conn2, client_id)['products.foo']['color'], 'red')
+        before = self.fs.lastTransaction()
+        tm1.commit()
+        tm2.commit()  # the access-time bumps merge: no ConflictError
+        self.assertNotEqual(self.fs.lastTransaction(), before)
+        tm3, conn3 = self._open()
+        data = conn3.root()['sdc'][client_id]
+        self.assertEqual(data.getLastAccessTime(), EPOCH + 601)
+
+    def test_concurrent_writes_of_different_keys_commit(self):
+        client_id = self._createClient(color='red')
+        tm1, conn1 = self._open()
+        tm2, conn2 = self._open()
+        self._session(conn1, client_id)['products.foo']['size'] = 'L'
+        self._session(conn2, client_id)['products.foo']['shape'] = 'round'
+        tm1.commit()
+        tm2.commit()
+        self.assertEqual(self._read(client_id),
+                         {'color': 'red', 'size': 'L', 'shape': 'round'})
+
+    def test_concurrent_new_clients_commit(self):
+        for existing in (False, True):
+            if existing:
+                self._createClient(color='red')
+            tm1, conn1 = self._open()
+            tm2, conn2 = self._open()
+            one = self._session(conn1)
+            two = self._session(conn2)
+            one['products.foo']['who'] = 'one'
+            two['products.foo']['who'] = 'two'
+            tm1.commit()
+            tm2.commit()
+            self.assertEqual(self._read(one.client_id), {'who': 'one'})
+            self.assertEqual(self._read(two.client_id), {'who': 'two'})
+        tm, conn = self._open()
+        self.assertEqual(len(conn.root()['sdc']), 5)
+
+    def test_read_of_recent_session_writes_nothing(self):
+        client_id = self._createClient(color='red')
+        # The effective resolution is min(600, 3600 / 8) = 450 seconds.
+        self.clock.advance(450)
+        before = self.fs.lastTransaction()
+        manager, conn = self._open()
+        session = self._session(conn, client_id)
+        self.assertEqual(session['products.foo']['color'], 'red')
+        self.assertEqual(session.get('products.foo')['color'], 'red')
+        manager.commit()
+        self.assertEqual(self.fs.lastTransaction(), before)
+
+    def test_get_for_new_client_writes_nothing(self):
+        before = self.fs.lastTransaction()
+        manager, conn = self._open()
+        self.assertIsNone(self._session(conn).get('products.foo'))
+        manager.commit()
+        self.assertEqual(self.fs.lastTransaction(), before)
+
+    def test_expired_data_never_returned_and_sweep_removes_it(self):
+        client_id = self._createClient(color='red')
+        self.clock.advance(3601)
+        manager, conn = self._open()
+        self.assertIsNone(self._session(conn, client_id).get('products.foo'))
+        manager.commit()
+        manager, conn = self._open()
+        sdc = conn.root()['sdc']
+        self.assertEqual(len(sdc), 1)
+        self.assertEqual(sdc.sweep(), 1)
+        manager.commit()
+        manager, conn = self._open()
+        self.assertEqual(len(conn.root()['sdc']), 0)
+
+    def test_unpicklable_value_fails_commit_and_keeps_stored_session(self):
+        client_id = self._createClient(color='red')
+        manager, conn = self._open()
+        pkg = self._session(conn, client_id)['products.foo']
+        pkg['color'] = 'blue'
+        pkg['oops'] = _Picky()
+        with self.assertRaises(TypeError) as caught:
+            manager.commit()
+        self.assertIn('cannot be pickled', str(caught.exception))
+        manager.abort()
+        self.assertEqual(self._read(client_id), {'color': 'red'})
