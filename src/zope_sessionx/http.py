@@ -13,12 +13,12 @@ from email.utils import formatdate
 
 import zope.location
 from persistent import Persistent
+from zope import component
 from zope.interface import implementer
 from zope.publisher.interfaces.http import IHTTPApplicationRequest
 from zope.publisher.interfaces.http import IHTTPRequest
 from zope.schema.fieldproperty import FieldProperty
 
-from zope import component
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ICookieClientIdManager
 from zope_sessionx.interfaces import MissingClientIdException

@@ -7,14 +7,13 @@ do.  What zope_sessionx adds is marked ``versionadded``.
 """
 import re
 
+from zope import schema
 from zope.i18nmessageid import MessageFactory
 from zope.interface import Attribute
 from zope.interface import Interface
 from zope.interface.common.mapping import IMapping
 from zope.interface.common.mapping import IReadMapping
 from zope.interface.common.mapping import IWriteMapping
-
-from zope import schema
 
 
 _ = MessageFactory('zope_sessionx')

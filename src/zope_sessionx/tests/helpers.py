@@ -8,8 +8,8 @@ import transaction
 import ZODB
 import zope.component
 import zope.component.testing
-from zope.interface import implementer
 from ZODB.FileStorage import FileStorage
+from zope.interface import implementer
 from zope.publisher.browser import BrowserRequest
 from zope.publisher.http import HTTPRequest
 

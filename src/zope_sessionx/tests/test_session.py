@@ -14,7 +14,6 @@ from zope_sessionx.interfaces import ISessionData
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.interfaces import ISessionPkgData
 from zope_sessionx.tests.helpers import EPOCH
-from zope_sessionx.tests.helpers import FakeClock
 from zope_sessionx.tests.helpers import FileStorageDB
 from zope_sessionx.tests.helpers import installClock
 from zope_sessionx.tests.helpers import makeRequest
