@@ -1,4 +1,4 @@
-"""Client identification with a signed cookie.
+"""Client identification with a signed cookie (and optionally form and URL).
 
 Ids keep zope.session's 54 character shape: 27 characters naming 160 bits
 from :mod:`secrets`, then 27 characters of an HMAC-SHA256 of them
@@ -7,26 +7,38 @@ from :mod:`secrets`, then 27 characters of an HMAC-SHA256 of them
 import base64
 import hashlib
 import hmac
+import html
 import logging
-import secrets
+import secrets as _secrets
 from email.utils import formatdate
+from urllib.parse import quote
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 import zope.location
 from persistent import Persistent
+from transaction.interfaces import IDataManager
 from zope import component
 from zope.interface import implementer
-from zope.publisher.interfaces.http import IHTTPApplicationRequest
 from zope.publisher.interfaces.http import IHTTPRequest
 from zope.schema.fieldproperty import FieldProperty
+from zope.traversing.interfaces import ITraversable
 
+from zope_sessionx.clock import currentTime
+from zope_sessionx.interfaces import COOKIE
+from zope_sessionx.interfaces import FORM
+from zope_sessionx.interfaces import NEW
+from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
+from zope_sessionx.interfaces import CookiePolicyError
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ICookieClientIdManager
 from zope_sessionx.interfaces import MissingClientIdException
-from zope_sessionx.session import currentTime
 
 
 __all__ = [
+    'ClientIdNamespace',
     'CookieClientIdManager',
+    'CookieRollback',
     'ICookieClientIdManager',
     'MissingClientIdException',
     'notifyVirtualHostChanged',
@@ -39,12 +51,25 @@ ID_BYTES = 20
 #: Length of the encoded id part and of the whole client id.
 ID_CHARS = 27
 CLIENT_ID_LENGTH = 2 * ID_CHARS
+#: The name of the URL path namespace: ``/++sid++<client id>/``.
+URL_NAMESPACE = 'sid'
+#: What ``cookieLifetime = 0`` means: as long as browsers keep a cookie.
+MAX_COOKIE_LIFETIME = 400 * 24 * 60 * 60
+
+# Request annotations: the id decided for this request (None once the
+# cookie is expired), where it came from, and the id of a URL segment.
+_ID_KEY = 'zope_sessionx.client_id'
+_SOURCE_KEY = 'zope_sessionx.client_id_source'
+_URL_ID_KEY = 'zope_sessionx.url_client_id'
 
 _ALPHABET = frozenset(
     'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.')
 _TRANSLATION = bytes.maketrans(b'+/', b'-.')
-# zope.session's far-future date for a cookie that should "never" expire.
-_NEVER = 'Tue, 19 Jan 2038 00:00:00 GMT'
+_EXPIRED = 'Wed, 31 Dec 1997 23:59:59 GMT'
+
+# What a signature verified with: the current secret, an older one, or
+# zope.session's HMAC-SHA1.
+_CURRENT, _OLDER, _LEGACY = 'current', 'older', 'legacy'
 
 
 def _encode(raw):
@@ -53,9 +78,18 @@ def _encode(raw):
     return base64.b64encode(raw).rstrip(b'=').translate(_TRANSLATION)
 
 
-def _sign(secret, id_part):
-    mac = hmac.new(secret.encode('utf-8'), id_part, hashlib.sha256)
+def _sign(secret, id_part, digestmod=hashlib.sha256):
+    mac = hmac.new(secret.encode('utf-8'), id_part, digestmod)
     return _encode(mac.digest()[:ID_BYTES])
+
+
+def _checkCookiePolicy(setting, value, hostPrefix, domain, cookiePath):
+    if hostPrefix and domain:
+        raise CookiePolicyError(
+            setting, value, 'a __Host- cookie may not have a Domain')
+    if hostPrefix and cookiePath not in (None, '/'):
+        raise CookiePolicyError(
+            setting, value, "a __Host- cookie must have Path=/")
 
 
 @implementer(ICookieClientIdManager)
@@ -64,79 +98,202 @@ class CookieClientIdManager(zope.location.Location, Persistent):
 
     *namespace* (the cookie name) and *secret* are generated when not
     given; give a constant *secret* when the manager is not stored in the
-    ZODB, or ids change at every restart.
+    ZODB, or ids change at every restart.  Any other setting of
+    `ICookieClientIdManager` may be given by keyword.
     """
 
     thirdparty = FieldProperty(ICookieClientIdManager['thirdparty'])
     cookieLifetime = FieldProperty(ICookieClientIdManager['cookieLifetime'])
     secure = FieldProperty(ICookieClientIdManager['secure'])
+    autoSecure = FieldProperty(ICookieClientIdManager['autoSecure'])
     postOnly = FieldProperty(ICookieClientIdManager['postOnly'])
     domain = FieldProperty(ICookieClientIdManager['domain'])
+    cookiePath = FieldProperty(ICookieClientIdManager['cookiePath'])
     namespace = FieldProperty(ICookieClientIdManager['namespace'])
     httpOnly = FieldProperty(ICookieClientIdManager['httpOnly'])
+    sameSite = FieldProperty(ICookieClientIdManager['sameSite'])
+    hostPrefix = FieldProperty(ICookieClientIdManager['hostPrefix'])
+    namespaces = FieldProperty(ICookieClientIdManager['namespaces'])
+    acceptLegacyIds = FieldProperty(ICookieClientIdManager['acceptLegacyIds'])
+    secrets = FieldProperty(ICookieClientIdManager['secrets'])
 
-    def __init__(self, namespace=None, secret=None):
+    def __init__(self, namespace=None, secret=None, **settings):
         if namespace is None:
             namespace = 'zope3_cs_%x' % (int(currentTime()) - 1000000000)
         if secret is None:
-            secret = secrets.token_urlsafe(32)
+            secret = _secrets.token_urlsafe(32)
         self.namespace = namespace
         self.secret = secret
+        for name, value in settings.items():
+            if name not in ICookieClientIdManager:
+                raise TypeError('unknown setting {!r}'.format(name))
+            setattr(self, name, value)
+
+    def __setattr__(self, name, value):
+        # The __Host- prefix constrains Domain and Path: refuse a setting
+        # that would make browsers drop the cookie.
+        if name in ('hostPrefix', 'domain', 'cookiePath'):
+            policy = {'hostPrefix': self.hostPrefix, 'domain': self.domain,
+                      'cookiePath': self.cookiePath}
+            policy[name] = value
+            _checkCookiePolicy(name, value, **policy)
+        super().__setattr__(name, value)
 
     def __repr__(self):
-        # Never show the secret.
+        # Never show the secrets.
         return '<{} namespace={!r}>'.format(
             self.__class__.__name__, self.namespace)
+
+    @property
+    def secret(self):
+        """See `ICookieClientIdManager`."""
+        return self.secrets[0]
+
+    @secret.setter
+    def secret(self, value):
+        self.secrets = (value,)
+
+    @property
+    def cookieName(self):
+        """See `ICookieClientIdManager`."""
+        if self.hostPrefix:
+            return '__Host-' + self.namespace
+        return self.namespace
 
     def randomBytes(self, n):
         """Return *n* random bytes from the operating system's CSPRNG.
 
         The one source of randomness of ids; a subclass may replace it.
         """
-        return secrets.token_bytes(n)
+        return _secrets.token_bytes(n)
 
-    def getClientId(self, request):
-        """See `IClientIdManager`."""
-        sid = self.getRequestId(request)
-        if sid is None:
-            if self.thirdparty or (self.postOnly and request.method != 'POST'):
-                raise MissingClientIdException(request)
-            sid = self.generateUniqueId()
-            self.setRequestId(request, sid)
-        elif not self.thirdparty and self.cookieLifetime:
-            # A finite lifetime is renewed on every request, so that an
-            # active client does not lose its cookie.
-            self.setRequestId(request, sid)
-        return sid
+    # -- ids ---------------------------------------------------------------
 
     def generateUniqueId(self):
         """See `ICookieClientIdManager`."""
         id_part = _encode(self.randomBytes(ID_BYTES))
         return (id_part + _sign(self.secret, id_part)).decode('ascii')
 
-    def _verify(self, sid):
+    def _classify(self, sid):
+        """Return which kind of key signed *sid*, or None if none did."""
         if (not isinstance(sid, str) or len(sid) != CLIENT_ID_LENGTH
                 or not _ALPHABET.issuperset(sid)):
-            return False
-        id_part, mac = sid[:ID_CHARS], sid[ID_CHARS:]
-        expected = _sign(self.secret, id_part.encode('ascii'))
-        return hmac.compare_digest(expected, mac.encode('ascii'))
+            return None
+        id_part = sid[:ID_CHARS].encode('ascii')
+        mac = sid[ID_CHARS:].encode('ascii')
+        for index, secret in enumerate(self.secrets):
+            if hmac.compare_digest(_sign(secret, id_part), mac):
+                return _OLDER if index else _CURRENT
+        if self.acceptLegacyIds:
+            for secret in self.secrets:
+                legacy = _sign(secret, id_part, hashlib.sha1)
+                if hmac.compare_digest(legacy, mac):
+                    return _LEGACY
+        return None
+
+    def _candidates(self, request):
+        annotations = request.annotations
+        if _ID_KEY in annotations:
+            # Decided earlier in this request (set, re-issued or expired).
+            return [(annotations[_ID_KEY], annotations.get(_SOURCE_KEY))]
+        candidates = []
+        for namespace in self.namespaces:
+            if namespace == COOKIE:
+                value = request.getCookies().get(self.cookieName)
+            elif namespace == FORM:
+                form = getattr(request, 'form', None) or {}
+                value = form.get(self.namespace)
+            else:
+                value = annotations.get(_URL_ID_KEY)
+            candidates.append((value, namespace))
+        return candidates
+
+    def _find(self, request):
+        """Return (id, kind, source) for the request's id, or Nones."""
+        for sid, source in self._candidates(request):
+            if sid is None:
+                continue
+            if self.thirdparty:
+                return sid, _CURRENT, source
+            kind = self._classify(sid)
+            if kind is not None:
+                return sid, kind, source
+        return None, None, None
 
     def getRequestId(self, request):
         """See `ICookieClientIdManager`."""
-        # An id set on the response earlier in this request wins: it may
-        # be a brand-new one.  It is checked like any other.
-        response_cookie = request.response.getCookie(self.namespace)
-        if response_cookie:
-            sid = response_cookie['value']
-        else:
-            request = IHTTPApplicationRequest(request)
-            sid = request.getCookies().get(self.namespace)
+        return self._find(request)[0]
+
+    def getClientId(self, request, create=True):
+        """See `ICookieClientIdManager`."""
+        sid, kind, source = self._find(request)
+        annotations = request.annotations
+        if sid is None:
+            if not create:
+                return None
+            if self.thirdparty or (self.postOnly and request.method != 'POST'):
+                raise MissingClientIdException(request)
+            return self.newClientId(request)
+        if _ID_KEY not in annotations:
+            annotations[_SOURCE_KEY] = source
         if self.thirdparty:
             return sid
-        if sid is None or not self._verify(sid):
-            return None
+        if kind != _CURRENT:
+            # Re-issue under the current secret, keeping the id part, so
+            # that concurrent requests with the old id agree on the new.
+            new = sid[:ID_CHARS].encode('ascii')
+            new = (new + _sign(self.secret, new)).decode('ascii')
+            annotations[PREVIOUS_CLIENT_ID_KEY] = sid
+            self.setRequestId(request, new)
+            return new
+        if self.cookieLifetime and _ID_KEY not in annotations:
+            # A finite lifetime is renewed on every request, so that an
+            # active client does not lose its cookie.
+            self.setRequestId(request, sid)
         return sid
+
+    def newClientId(self, request):
+        """See `ICookieClientIdManager`."""
+        sid = self.generateUniqueId()
+        self.setRequestId(request, sid)
+        request.annotations[_SOURCE_KEY] = NEW
+        return sid
+
+    def getClientIdSource(self, request):
+        """See `ICookieClientIdManager`."""
+        sid, kind, source = self._find(request)
+        if sid is None:
+            return None
+        return source
+
+    # -- the cookie --------------------------------------------------------
+
+    def _secureFor(self, request):
+        return (self.secure or self.hostPrefix or self.sameSite == 'None'
+                or (self.autoSecure
+                    and request.getApplicationURL().startswith('https:')))
+
+    def _cookieOptions(self, request):
+        if self.hostPrefix:
+            path = '/'
+        else:
+            path = (self.cookiePath
+                    or request.getApplicationURL(path_only=True))
+        options = {'path': path}
+        if self.domain and not self.hostPrefix:
+            options['domain'] = self.domain
+        if self._secureFor(request):
+            options['secure'] = True
+        if self.httpOnly:
+            options['httponly'] = True
+        if self.sameSite:
+            options['samesite'] = self.sameSite
+        return options
+
+    def _forgetCookie(self, response):
+        # zope.publisher's setCookie() adds to an existing entry, which
+        # would keep the Max-Age=0 of an expired cookie: start afresh.
+        getattr(response, '_cookies', {}).pop(self.cookieName, None)
 
     def setRequestId(self, request, id):
         """See `ICookieClientIdManager`."""
@@ -144,31 +301,143 @@ class CookieClientIdManager(zope.location.Location, Persistent):
             logger.warning('ClientIdManager is using thirdparty cookies, '
                            'ignoring setIdRequest call')
             return
-        options = {}
+        request.annotations[_ID_KEY] = id
+        if COOKIE not in self.namespaces:
+            return
+        options = self._cookieOptions(request)
         if self.cookieLifetime is not None:
-            if self.cookieLifetime:
-                options['expires'] = formatdate(
-                    currentTime() + self.cookieLifetime,
-                    localtime=False, usegmt=True)
-            else:
-                options['expires'] = _NEVER
-        if self.secure:
-            options['secure'] = True
-        if self.domain:
-            options['domain'] = self.domain
-        if self.httpOnly:
-            options['HttpOnly'] = True
+            seconds = self.cookieLifetime or MAX_COOKIE_LIFETIME
+            options['max_age'] = seconds
+            options['expires'] = formatdate(
+                currentTime() + seconds, localtime=False, usegmt=True)
         response = request.response
-        response.setCookie(
-            self.namespace, id,
-            path=request.getApplicationURL(path_only=True),
-            **options)
+        self._forgetCookie(response)
+        response.setCookie(self.cookieName, id, **options)
+        self._noStore(response)
+
+    def _noStore(self, response):
         # Ask caches not to store the Set-Cookie header, so that one
         # client's id is never handed to another.
         response.setHeader('Cache-Control',
                            'no-cache="Set-Cookie,Set-Cookie2"')
         response.setHeader('Pragma', 'no-cache')
         response.setHeader('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT')
+        vary = response.getHeader('Vary')
+        if not vary:
+            response.setHeader('Vary', 'Cookie')
+        elif 'cookie' not in [v.strip().lower() for v in vary.split(',')]:
+            response.setHeader('Vary', vary + ', Cookie')
+
+    def expireCookie(self, request):
+        """See `ICookieClientIdManager`."""
+        request.annotations[_ID_KEY] = None
+        request.annotations.pop(_SOURCE_KEY, None)
+        if self.thirdparty or COOKIE not in self.namespaces:
+            return
+        response = request.response
+        self._forgetCookie(response)
+        options = self._cookieOptions(request)
+        options.update(max_age=0, expires=_EXPIRED)
+        response.setCookie(self.cookieName, 'deleted', **options)
+        self._noStore(response)
+
+    # -- ids in URLs and forms ---------------------------------------------
+
+    def encodeUrl(self, url, request, style='query', create=True):
+        """See `ICookieClientIdManager`."""
+        if style not in ('query', 'path'):
+            raise ValueError('style must be query or path, not %r' % style)
+        sid = self.getClientId(request, create=create)
+        if sid is None:
+            return url
+        value = html.escape(quote(sid, safe=''))
+        scheme, netloc, path, query, fragment = urlsplit(url)
+        if style == 'query':
+            added = '{}={}'.format(self.namespace, value)
+            query = query + '&' + added if query else added
+        else:
+            path = '/++{}++{}{}'.format(URL_NAMESPACE, value, path)
+        return urlunsplit((scheme, netloc, path, query, fragment))
+
+    def getHiddenFormField(self, request, create=True):
+        """See `ICookieClientIdManager`."""
+        sid = self.getClientId(request, create=create)
+        if sid is None:
+            return ''
+        return '<input type="hidden" name="{}" value="{}" />'.format(
+            html.escape(self.namespace), html.escape(sid))
+
+
+@implementer(IDataManager)
+class CookieRollback:
+    """Puts a request's id cookie back as it was if the transaction aborts.
+
+    Session changes are transactional; joined to the transaction that
+    holds them, this makes the id cookie that goes with them (and what the
+    request remembers of its id) transactional too.
+    """
+
+    def __init__(self, request, manager, transaction_manager):
+        self.transaction_manager = transaction_manager
+        self._request = request
+        self._name = manager.cookieName
+        cookie = request.response.getCookie(self._name)
+        self._cookie = None if cookie is None else dict(cookie)
+        self._annotations = self._ours(request.annotations)
+
+    @staticmethod
+    def _ours(annotations):
+        return {key: value for key, value in annotations.items()
+                if key.startswith('zope_sessionx.')}
+
+    def _restore(self):
+        cookies = getattr(self._request.response, '_cookies', {})
+        cookies.pop(self._name, None)
+        if self._cookie is not None:
+            cookies[self._name] = self._cookie
+        annotations = self._request.annotations
+        for key in self._ours(annotations):
+            del annotations[key]
+        annotations.update(self._annotations)
+
+    def abort(self, txn):
+        self._restore()
+
+    def tpc_abort(self, txn):
+        self._restore()
+
+    def tpc_begin(self, txn):
+        """Nothing to prepare: the cookie is sent after the commit."""
+
+    def commit(self, txn):
+        """Nothing to write."""
+
+    def tpc_vote(self, txn):
+        """Nothing can fail."""
+
+    def tpc_finish(self, txn):
+        """The cookie stays as it is."""
+
+    def sortKey(self):
+        return 'zope_sessionx.http.CookieRollback:%d' % id(self)
+
+
+@implementer(ITraversable)
+class ClientIdNamespace:
+    """The ``++sid++<client id>`` path namespace.
+
+    Records the id for `CookieClientIdManager` (when ``'url'`` is one of
+    its namespaces) and traverses to the same object, so the segment may
+    stand anywhere in a path.
+    """
+
+    def __init__(self, context, request):
+        self.context = context
+        self.request = request
+
+    def traverse(self, name, furtherPath):
+        self.request.annotations[_URL_ID_KEY] = name
+        return self.context
 
 
 def notifyVirtualHostChanged(event):
@@ -185,6 +454,6 @@ def notifyVirtualHostChanged(event):
     for _name, manager in component.getUtilitiesFor(IClientIdManager):
         if (ICookieClientIdManager.providedBy(manager)
                 and not manager.thirdparty):
-            cookie = request.response.getCookie(manager.namespace)
-            if cookie:
+            cookie = request.response.getCookie(manager.cookieName)
+            if cookie and cookie['value'] != 'deleted':
                 manager.setRequestId(request, cookie['value'])

@@ -80,19 +80,47 @@ class IClientId(Interface):
         """Return the id as a unique ASCII string."""
 
 
+#: Where a client id can be carried, in `ICookieClientIdManager.namespaces`
+#: and as returned by `ICookieClientIdManager.getClientIdSource`.
+COOKIE = 'cookie'
+FORM = 'form'
+URL = 'url'
+#: `ICookieClientIdManager.getClientIdSource` for an id issued during the
+#: request.
+NEW = 'new'
+
+
+class CookiePolicyError(SessionError, ValueError):
+    """A cookie setting was refused.
+
+    ``setting`` names the setting, ``value`` is the refused value.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, setting, value, reason):
+        super().__init__(
+            '{}={!r} refused: {}'.format(setting, value, reason))
+        self.setting = setting
+        self.value = value
+        self.reason = reason
+
+
 class ICookieClientIdManager(IClientIdManager):
     """Manages client identification using a signed cookie.
 
-    The fields are those of ``zope.session.http.ICookieClientIdManager``,
-    with the same defaults.
+    Has every field of ``zope.session.http.ICookieClientIdManager``.  The
+    defaults differ where zope.session's were not secure: see the
+    migration guide.
     """
 
     namespace = schema.ASCIILine(
         title=_('Cookie Name'),
         description=_(
-            "Name of the cookie used to maintain state. "
-            "Must be unique to the site domain name, and only contain "
-            "ASCII letters, digits and '_'"),
+            "Name of the cookie used to maintain state (and of the form "
+            "variable, if that namespace is used).  Must be unique to the "
+            "site domain name, and only contain ASCII letters, digits and "
+            "'_'"),
         required=True,
         min_length=1,
         max_length=30,
@@ -102,9 +130,10 @@ class ICookieClientIdManager(IClientIdManager):
     cookieLifetime = schema.Int(
         title=_('Cookie Lifetime'),
         description=_(
-            "Number of seconds until the browser expires the cookie. "
+            "Number of seconds until the browser expires the cookie "
+            "(sent as both Max-Age and Expires). "
             "Leave blank to expire the cookie when the browser is quit. "
-            "Set to 0 to never expire."),
+            "Set to 0 for as long as browsers keep cookies (400 days)."),
         min=0,
         required=False,
         default=None,
@@ -125,14 +154,38 @@ class ICookieClientIdManager(IClientIdManager):
         title=_('Effective domain'),
         description=_(
             "The Domain attribute of the cookie, for example "
-            "'.example.org' to share the cookie with all subdomains."),
+            "'.example.org' to share the cookie with all subdomains. "
+            "Refused with the __Host- prefix."),
         required=False,
+    )
+
+    cookiePath = schema.TextLine(
+        title=_('Cookie path'),
+        description=_(
+            "The Path attribute of the cookie.  Leave blank for the "
+            "application URL's path (zope.session's behaviour). "
+            "Must be '/' or blank with the __Host- prefix.\n\n"
+            ".. versionadded:: 0.1"),
+        required=False,
+        default=None,
     )
 
     secure = schema.Bool(
         title=_('Request Secure communication'),
+        description=_(
+            "Always mark the cookie Secure, even on a plain HTTP request."),
         required=False,
         default=False,
+    )
+
+    autoSecure = schema.Bool(
+        title=_('Secure over HTTPS'),
+        description=_(
+            "Mark the cookie Secure whenever the request came over HTTPS. "
+            "Set to False for zope.session's behaviour.\n\n"
+            ".. versionadded:: 0.1"),
+        required=False,
+        default=True,
     )
 
     postOnly = schema.Bool(
@@ -143,13 +196,95 @@ class ICookieClientIdManager(IClientIdManager):
 
     httpOnly = schema.Bool(
         title=_('The cookie cannot be accessed through client side scripts'),
+        description=_(
+            "On by default (zope.session: off).\n\n"
+            ".. versionchanged:: 0.1"),
+        required=False,
+        default=True,
+    )
+
+    sameSite = schema.Choice(
+        title=_('SameSite'),
+        description=_(
+            "The SameSite attribute of the cookie: 'Lax', 'Strict' or "
+            "'None' ('None' forces Secure).  Blank sends no SameSite "
+            "attribute (zope.session's behaviour).\n\n"
+            ".. versionadded:: 0.1"),
+        values=('Lax', 'Strict', 'None'),
+        required=False,
+        default='Lax',
+    )
+
+    hostPrefix = schema.Bool(
+        title=_('__Host- prefix'),
+        description=_(
+            "Name the cookie '__Host-' + namespace: browsers then accept "
+            "it only with Secure, Path=/ and no Domain, which this forces. "
+            "Refused while a domain or a path other than '/' is set.\n\n"
+            ".. versionadded:: 0.1"),
         required=False,
         default=False,
     )
 
+    namespaces = schema.Tuple(
+        title=_('Namespaces'),
+        description=_(
+            "Where the client id is looked for, in order: 'cookie', "
+            "'form' (query string or form variable named namespace) and "
+            "'url' (a '++sid++<id>' path segment).  The first valid id "
+            "wins.\n\n"
+            ".. versionadded:: 0.1"),
+        value_type=schema.Choice(values=(COOKIE, FORM, URL)),
+        min_length=1,
+        unique=True,
+        required=True,
+        default=(COOKIE,),
+    )
+
+    acceptLegacyIds = schema.Bool(
+        title=_('Accept zope.session ids'),
+        description=_(
+            "Accept ids that zope.session signed (HMAC-SHA1) with one of "
+            "the secrets, and re-issue them signed with the current "
+            "secret.  Turn off once every client has been re-issued an "
+            "id.\n\n"
+            ".. versionadded:: 0.1"),
+        required=False,
+        default=True,
+    )
+
+    secrets = schema.Tuple(
+        title=_('Secrets'),
+        description=_(
+            "The secrets, newest first: the first signs new ids, every one "
+            "verifies.  An id signed with an older one is re-issued signed "
+            "with the first.  Never logged, never shown in repr.\n\n"
+            ".. versionadded:: 0.1"),
+        value_type=schema.TextLine(min_length=1),
+        min_length=1,
+        required=True,
+    )
+
     secret = Attribute(
-        "The secret (a string) that signs and verifies client ids. "
-        "Never shown in logs.")
+        "The current secret: the first of `secrets`.  Setting it replaces "
+        "all secrets with this one (zope.session's attribute).")
+
+    cookieName = Attribute(
+        "The name the cookie is sent under: namespace, with the __Host- "
+        "prefix if `hostPrefix` is set.  (Read only.)")
+
+    def getClientId(request, create=True):
+        """Return the client id for *request* (a string).
+
+        Looks in `namespaces` in order.  An id signed with an older secret
+        (or by zope.session) is re-issued signed with the current secret;
+        the id it replaces is then recorded in the request's annotations
+        under `PREVIOUS_CLIENT_ID_KEY`, so that the session data can follow
+        it.  Without a valid id, mints one and sets the cookie, unless
+        *create* is false: then returns ``None`` and changes nothing.
+        Raises `MissingClientIdException` when it may not mint one
+        (``thirdparty``, or ``postOnly`` and not a POST).
+        """
 
     def generateUniqueId():
         """Return a new, random, signed client id (a 54 character string).
@@ -162,18 +297,76 @@ class ICookieClientIdManager(IClientIdManager):
     def getRequestId(request):
         """Return the client id the request carries, or ``None``.
 
-        An id set on the response earlier in the same request wins over the
-        request's cookie.  An id whose signature does not verify (malformed,
-        tampered with, signed with another secret) is treated as absent.
-        With ``thirdparty`` the cookie's value is returned unchecked.
+        An id set on the response earlier in the same request wins over
+        what the request carries.  The id is returned as received (not
+        re-issued).  Anything that does not verify under one of `secrets`
+        (malformed, oversized, non-ASCII, tampered with, signed with an
+        unknown secret) is treated as absent.  With ``thirdparty`` the
+        cookie's value is returned unchecked.
         """
 
     def setRequestId(request, id):
         """Set the client id cookie on the request's response.
 
-        Also sets headers asking caches not to store the ``Set-Cookie``
-        header.  Does nothing (but log a warning) with ``thirdparty``.
+        Also asks caches not to store the ``Set-Cookie`` header
+        (``Cache-Control``, ``Pragma``, ``Expires``) and adds
+        ``Vary: Cookie``.  Does nothing (but log a warning) with
+        ``thirdparty``.
         """
+
+    def newClientId(request):
+        """Issue a new client id for *request* and return it.
+
+        Whatever id the request carried is no longer its id for the rest
+        of the request; the new one is set as the cookie (when that
+        namespace is used).  Session data is not moved: see
+        `ISession.rotateClientId`.
+
+        .. versionadded:: 0.1
+        """
+
+    def getClientIdSource(request):
+        """Return where the request's client id came from.
+
+        One of `NEW` (issued during this request), `COOKIE`, `FORM`,
+        `URL`, or ``None`` when the request has no valid id.
+
+        .. versionadded:: 0.1
+        """
+
+    def expireCookie(request):
+        """Tell the client to drop its id cookie.
+
+        For the rest of the request, the request has no id (a new one is
+        minted when needed).
+
+        .. versionadded:: 0.1
+        """
+
+    def encodeUrl(url, request, style='query', create=True):
+        """Return *url* with the request's client id added.
+
+        *style* is ``'query'`` (``?namespace=id``, or ``&namespace=id``
+        when *url* has a query string) or ``'path'`` (``/++sid++id``
+        inserted after *url*'s host).  The added text is URL- and
+        HTML-safe.  With *create* false and no id, returns *url*
+        unchanged.
+
+        .. versionadded:: 0.1
+        """
+
+    def getHiddenFormField(request, create=True):
+        """Return an HTML hidden input carrying the client id, escaped.
+
+        With *create* false and no id, returns an empty string.
+
+        .. versionadded:: 0.1
+        """
+
+
+#: Request annotation key: the id `ICookieClientIdManager.getClientId`
+#: replaced by a re-issued one during this request.
+PREVIOUS_CLIENT_ID_KEY = 'zope_sessionx.previous_client_id'
 
 
 class ISessionDataContainer(IReadMapping, IWriteMapping):
@@ -250,6 +443,18 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
     def sweep():
         """Remove expired sessions from storage; return how many."""
 
+    def moveSession(old_client_id, new_client_id):
+        """Store the session of *old_client_id* under *new_client_id*.
+
+        The same `ISessionData` object moves; *old_client_id* has no
+        session afterwards.  If *new_client_id* already has a (live)
+        session, it is kept and the old one is dropped.  Returns the
+        session now stored under *new_client_id*, or ``None`` if neither
+        id had a live session.
+
+        .. versionadded:: 0.1
+        """
+
 
 class ISession(Interface):
     """Gives the `ISessionPkgData` of a request's client for a product id.
@@ -279,7 +484,34 @@ class ISession(Interface):
     def get(product_id, default=None):
         """Return the relevant `ISessionPkgData`, or *default*.
 
-        Creates nothing.
+        Creates nothing and issues no client id.
+        """
+
+    def invalidate():
+        """End the client's session now.
+
+        Deletes its data from every session data container and tells the
+        client to drop its id cookie.  Code later in the same request can
+        go on using the session: it gets a fresh one (and the client a new
+        id if it is written).  If the transaction aborts, nothing has
+        changed.
+
+        .. versionadded:: 0.1
+        """
+
+    def rotateClientId():
+        """Give the client a new id, keeping its session data.
+
+        Call this right after login (and at any change of privilege) to
+        defeat session fixation.  The data moves to the new id in every
+        session data container, the old id stops working at once (a later
+        request carrying it gets a fresh, empty session), and the new id
+        is sent to the client.  All of it happens in the current
+        transaction: if it aborts, nothing has changed.  Returns the new
+        id.  Raises `SessionError` if the `IClientIdManager` cannot issue
+        ids (third-party cookies).
+
+        .. versionadded:: 0.1
         """
 
 
@@ -324,4 +556,8 @@ class ISessionPkgData(IMapping):
     Data is stored persistently and transactionally.  Values must be
     persistent or picklable.  Writes of different keys by concurrent
     requests do not conflict.
+
+    One returned by `ISession.__getitem__` for a client without a session
+    is stored (and the client given an id) on its first write: a request
+    that only reads stores nothing.
     """

@@ -24,14 +24,18 @@ from zope.interface.interfaces import ComponentLookupError
 from zope.publisher.interfaces import IRequest
 from zope.schema.fieldproperty import FieldProperty
 
+from zope_sessionx.clock import currentTime
+from zope_sessionx.http import CookieRollback
+from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
 from zope_sessionx.interfaces import IClientId
 from zope_sessionx.interfaces import IClientIdManager
-from zope_sessionx.interfaces import IClock
+from zope_sessionx.interfaces import ICookieClientIdManager
 from zope_sessionx.interfaces import IExpiringSessionDataContainer
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionData
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.interfaces import ISessionPkgData
+from zope_sessionx.interfaces import SessionError
 
 
 __all__ = [
@@ -44,17 +48,59 @@ __all__ = [
     'currentTime',
 ]
 
+# Request annotations: package data handed out but not stored yet, and the
+# re-issued id whose sessions have been moved.
+_PENDING_KEY = 'zope_sessionx.pending'
+_FOLLOWED_KEY = 'zope_sessionx.followed_client_id'
 
-def currentTime():
-    """Return the current time in seconds since the epoch.
 
-    Asks the `IClock` utility if one is registered, :func:`time.time`
-    otherwise; both are looked up now, never bound at import.
+def _containers():
+    """Every session data container of the current site, once each."""
+    seen = {}
+    for _name, sdc in zope.component.getUtilitiesFor(ISessionDataContainer):
+        seen.setdefault(id(sdc), sdc)
+    return list(seen.values())
+
+
+def _followReissuedId(request, client_id):
+    # The manager re-issued the request's id (older secret, zope.session
+    # id): move the client's sessions to the new id, once per request.
+    annotations = request.annotations
+    previous = annotations.get(PREVIOUS_CLIENT_ID_KEY)
+    if previous is None or annotations.get(_FOLLOWED_KEY) == client_id:
+        return
+    annotations[_FOLLOWED_KEY] = client_id
+    _moveSessions(_containers(), previous, client_id)
+
+
+def _moveSessions(containers, old_client_id, new_client_id):
+    for sdc in containers:
+        # A container of another implementation may not know how.
+        move = getattr(sdc, 'moveSession', None)
+        if move is not None:
+            move(old_client_id, new_client_id)
+
+
+def _getClientId(request, create=True):
+    """Return the request's client id; ``None`` if none and not *create*.
+
+    Mints ids through the `IClientId` adapter, as zope.session does; finds
+    them without minting when the manager supports it.
     """
-    clock = zope.component.queryUtility(IClock)
-    if clock is None:
-        return time.time()
-    return clock()
+    manager = zope.component.getUtility(IClientIdManager)
+    if create or not ICookieClientIdManager.providedBy(manager):
+        client_id = str(IClientId(request))
+    else:
+        client_id = manager.getClientId(request, create=False)
+        if client_id is None:
+            return None
+    _followReissuedId(request, client_id)
+    return client_id
+
+
+def _transactionManager(obj):
+    jar = getattr(obj, '_p_jar', None)
+    return transaction.manager if jar is None else jar.transaction_manager
 
 
 @implementer(IClientId)
@@ -64,16 +110,28 @@ class ClientId(str):
 
     def __new__(cls, request):
         id_manager = zope.component.getUtility(IClientIdManager)
-        return str.__new__(cls, id_manager.getClientId(request))
+        client_id = id_manager.getClientId(request)
+        _followReissuedId(request, client_id)
+        return str.__new__(cls, client_id)
 
 
 @implementer(ISession)
 @zope.component.adapter(IRequest)
 class Session:
-    """See `ISession`."""
+    """See `ISession`.
+
+    No client id is issued and nothing is stored until session data is
+    first written: `__getitem__` hands out package data that attaches
+    itself to the client's session on its first write.
+    """
 
     def __init__(self, request):
-        self.client_id = str(IClientId(request))
+        self.request = request
+
+    @property
+    def client_id(self):
+        """The client id (issued now if the client has none)."""
+        return _getClientId(self.request)
 
     def _sdc(self, pkg_id):
         # The container named after the package wins; the unnamed one is
@@ -83,36 +141,121 @@ class Session:
         except ComponentLookupError:
             return zope.component.getUtility(ISessionDataContainer)
 
+    def _pending(self):
+        return self.request.annotations.setdefault(_PENDING_KEY, {})
+
+    def _stored(self, sdc, pkg_id):
+        client_id = _getClientId(self.request, create=False)
+        if client_id is None:
+            return None
+        session_data = sdc.get(client_id)
+        if session_data is None:
+            return None
+        return session_data.get(pkg_id)
+
     def get(self, pkg_id, default=None):
         """See `ISession`."""
         sdc = self._sdc(pkg_id)
-        try:
-            sd = sdc[self.client_id]
-        except KeyError:
-            return default
-        return sd.get(pkg_id, default)
+        pkg_data = self._stored(sdc, pkg_id)
+        if pkg_data is None:
+            pkg_data = self._pending().get((id(sdc), pkg_id), default)
+        return pkg_data
 
     def __getitem__(self, pkg_id):
         """See `ISession`."""
         sdc = self._sdc(pkg_id)
-        try:
-            sd = sdc[self.client_id]
-        except KeyError:
-            sd = sdc[self.client_id] = SessionData()
-        try:
-            return sd[pkg_id]
-        except KeyError:
-            spd = sd[pkg_id] = SessionPkgData()
-            return spd
+        pkg_data = self._stored(sdc, pkg_id)
+        if pkg_data is None:
+            key = (id(sdc), pkg_id)
+            pending = self._pending()
+            pkg_data = pending.get(key)
+            if pkg_data is None:
+                pkg_data = pending[key] = SessionPkgData()
+                pkg_data._v_attach = (self._attach, sdc, pkg_id)
+        return pkg_data
+
+    def _attach(self, pkg_data, sdc, pkg_id):
+        """Store *pkg_data*, on its first write, in the client's session."""
+        self._pending().pop((id(sdc), pkg_id), None)
+        client_id = _getClientId(self.request)
+        session_data = sdc.get(client_id)
+        if session_data is None:
+            session_data = sdc[client_id] = SessionData()
+        stored = session_data.get(pkg_id)
+        if stored is not None:
+            # Stored meanwhile by other means: keep what it holds.
+            pkg_data.update(stored)
+        session_data[pkg_id] = pkg_data
+
+    def invalidate(self):
+        """See `ISession`."""
+        request = self.request
+        manager = zope.component.getUtility(IClientIdManager)
+        client_id = _getClientId(request, create=False)
+        containers = _containers()
+        if client_id is not None:
+            for sdc in containers:
+                if client_id in sdc:
+                    del sdc[client_id]
+        for pkg_data in self._pending().values():
+            pkg_data._v_attach = None
+        self._pending().clear()
+        if ICookieClientIdManager.providedBy(manager):
+            self._rollbackCookieOnAbort(manager, containers)
+            manager.expireCookie(request)
+
+    def rotateClientId(self):
+        """See `ISession`."""
+        request = self.request
+        manager = zope.component.getUtility(IClientIdManager)
+        if (not ICookieClientIdManager.providedBy(manager)
+                or manager.thirdparty):
+            raise SessionError(
+                'cannot rotate client ids issued by {!r}'.format(manager))
+        old = _getClientId(request, create=False)
+        containers = _containers()
+        self._rollbackCookieOnAbort(manager, containers)
+        new = manager.newClientId(request)
+        request.annotations[_FOLLOWED_KEY] = new
+        if old is not None:
+            _moveSessions(containers, old, new)
+        return new
+
+    def _rollbackCookieOnAbort(self, manager, containers):
+        tm = _transactionManager(containers[0] if containers else None)
+        tm.get().join(CookieRollback(self.request, manager, tm))
 
     # Without these, ``x in session`` and ``iter(session)`` would fall back
-    # on calling __getitem__ with 0, 1, 2, ... which creates data and never
-    # ends.  The two exceptions are zope.session's.
+    # on calling __getitem__ with 0, 1, 2, ... which never ends.  The two
+    # exceptions are zope.session's.
     def __iter__(self):
         raise NotImplementedError
 
     def __contains__(self, x):
         raise TypeError
+
+
+def _attaching(method):
+    """Make a mutating `SessionPkgData` method store it first if pending."""
+    base = getattr(OOBTree, method)
+
+    def wrapper(self, *args, **kw):
+        attach = self._v_attach
+        if attach is not None:
+            # Cleared first: storing it may write to it (a merge).
+            self._v_attach = None
+            callback, sdc, pkg_id = attach
+            try:
+                callback(self, sdc, pkg_id)
+            except BaseException:
+                # Not stored: the next write tries again.
+                self._v_attach = attach
+                raise
+        return base(self, *args, **kw)
+
+    wrapper.__name__ = method
+    wrapper.__doc__ = base.__doc__
+    return wrapper
 
 
 @implementer(ISessionPkgData)
@@ -123,6 +266,15 @@ class SessionPkgData(OOBTree):
     than a wrapper plus a tree, and the BTree's own conflict resolution
     merges concurrent writes of different keys.
     """
+
+    # Set (never stored) on data handed out before the client's session
+    # has it: (callback, container, package id).
+    _v_attach = None
+
+    for _method in ('__setitem__', '__delitem__', 'clear', 'insert', 'pop',
+                    'popitem', 'setdefault', 'update'):
+        locals()[_method] = _attaching(_method)
+    del _method
 
 
 @implementer(ISessionData)
@@ -264,6 +416,25 @@ class PersistentSessionDataContainer(zope.location.Location,
     def __len__(self):
         """See `IExpiringSessionDataContainer`."""
         return self._count()
+
+    def moveSession(self, old_client_id, new_client_id):
+        """See `IExpiringSessionDataContainer`."""
+        sessions = self._sessions
+        moving = sessions.get(old_client_id)
+        if moving is not None:
+            del self[old_client_id]
+            if self.isExpired(moving):
+                moving = None
+        present = self.get(new_client_id)
+        if present is not None:
+            return present
+        if moving is not None:
+            # Keep the session's times: moving it is not an access.
+            if sessions.insert(new_client_id, moving):
+                self._count.change(1)
+            else:
+                sessions[new_client_id] = moving
+        return moving
 
     def sweep(self):
         """See `IExpiringSessionDataContainer`.

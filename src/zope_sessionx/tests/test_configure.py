@@ -65,6 +65,16 @@ class ConfigureTests(unittest.TestCase):
         self.assertIsInstance(adapter, Session)
         self.assertTrue(IPathAdapter.providedBy(adapter))
 
+    def test_registers_url_namespace(self):
+        from zope.traversing.namespace import namespaceLookup
+        ids = CookieClientIdManager('sid', 's3cret', namespaces=('url',))
+        zope.component.provideUtility(ids, IClientIdManager)
+        sid = ids.generateUniqueId()
+        request = makeRequest()
+        context = object()
+        self.assertIs(namespaceLookup('sid', sid, context, request), context)
+        self.assertEqual(str(IClientId(request)), sid)
+
     def test_declares_security(self):
         from zope_sessionx.session import RAMSessionDataContainer
         from zope_sessionx.session import SessionData

@@ -10,7 +10,9 @@ import zope.component
 from zope.interface import implementer
 from zope.interface.verify import verifyClass
 from zope.interface.verify import verifyObject
+from zope.publisher.interfaces.http import IHTTPRequest
 from zope.schema.interfaces import ValidationError
+from zope.traversing.interfaces import ITraversable
 
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ICookieClientIdManager
@@ -24,9 +26,15 @@ from zope_sessionx.tests.helpers import setUpComponents
 from zope_sessionx.tests.helpers import tearDownComponents
 
 
-def independentSignature(secret, id_part):
-    """HMAC-SHA256 of *id_part*, encoded as zope.session encodes digests."""
-    mac = hmac.new(secret.encode(), id_part.encode(), hashlib.sha256)
+def setCookieHeaders(request):
+    """The Set-Cookie header lines of the request's response, as sent."""
+    return [value for name, value in request.response.getHeaders()
+            if name == 'Set-Cookie']
+
+
+def independentSignature(secret, id_part, digest=hashlib.sha256):
+    """HMAC of *id_part*, encoded as zope.session encodes digests."""
+    mac = hmac.new(secret.encode(), id_part.encode(), digest)
     encoded = base64.b64encode(mac.digest()[:20]).rstrip(b'=')
     return encoded.translate(bytes.maketrans(b'+/', b'-.')).decode()
 
@@ -44,8 +52,8 @@ class CookieClientIdManagerTests(unittest.TestCase):
         from zope_sessionx.http import CookieClientIdManager
         return CookieClientIdManager
 
-    def _makeOne(self, namespace='sid', secret='s3cret'):
-        return self._getTargetClass()(namespace, secret)
+    def _makeOne(self, namespace='sid', secret='s3cret', **settings):
+        return self._getTargetClass()(namespace, secret, **settings)
 
     def test_class_conforms(self):
         verifyClass(ICookieClientIdManager, self._getTargetClass())
@@ -53,14 +61,34 @@ class CookieClientIdManagerTests(unittest.TestCase):
     def test_instance_conforms(self):
         verifyObject(ICookieClientIdManager, self._makeOne())
 
-    def test_defaults_match_zope_session(self):
+    def test_defaults(self):
         manager = self._makeOne()
+        # zope.session's
         self.assertIsNone(manager.cookieLifetime)
         self.assertFalse(manager.thirdparty)
         self.assertFalse(manager.secure)
         self.assertFalse(manager.postOnly)
-        self.assertFalse(manager.httpOnly)
         self.assertIsNone(manager.domain)
+        # secure ones
+        self.assertTrue(manager.httpOnly)
+        self.assertTrue(manager.autoSecure)
+        self.assertEqual(manager.sameSite, 'Lax')
+        self.assertFalse(manager.hostPrefix)
+        self.assertIsNone(manager.cookiePath)
+        self.assertEqual(manager.namespaces, ('cookie',))
+        self.assertTrue(manager.acceptLegacyIds)
+        self.assertEqual(manager.secrets, ('s3cret',))
+        self.assertEqual(manager.cookieName, 'sid')
+
+    def test_ctor_takes_settings(self):
+        manager = self._getTargetClass()('sid', 'x', sameSite='Strict',
+                                         namespaces=('form', 'cookie'))
+        self.assertEqual(manager.sameSite, 'Strict')
+        self.assertEqual(manager.namespaces, ('form', 'cookie'))
+        self.assertRaises(TypeError, self._getTargetClass(), 'sid', 'x',
+                          colour='red')
+        self.assertRaises(ValidationError, self._getTargetClass(), 'sid',
+                          'x', sameSite='lax')
 
     def test_ctor_generates_namespace_and_secret(self):
         one = self._getTargetClass()()
@@ -113,7 +141,11 @@ class CookieClientIdManagerTests(unittest.TestCase):
         self.assertIs(type(sid), str)
         self.assertEqual(manager.getClientId(request), sid)
         cookie = request.response.getCookie('sid')
-        self.assertEqual(cookie, {'value': sid, 'path': '/'})
+        self.assertEqual(cookie, {'value': sid, 'path': '/',
+                                  'httponly': True, 'samesite': 'Lax'})
+        self.assertEqual(setCookieHeaders(request),
+                         ['sid=%s; HttpOnly; Path=/; SameSite=Lax' % sid])
+        self.assertEqual(request.response.getHeader('Vary'), 'Cookie')
         self.assertEqual(request.response.getHeader('Cache-Control'),
                          'no-cache="Set-Cookie,Set-Cookie2"')
         self.assertEqual(request.response.getHeader('Pragma'), 'no-cache')
@@ -138,14 +170,21 @@ class CookieClientIdManagerTests(unittest.TestCase):
         cookie = second.response.getCookie('sid')
         expires = parsedate_to_datetime(cookie['expires']).timestamp()
         self.assertEqual(expires, EPOCH + 3600)
+        self.assertEqual(cookie['max_age'], 3600)
+        header = setCookieHeaders(second)[0]
+        self.assertIn('Max-Age=3600', header)
+        self.assertIn('expires=', header)
 
-    def test_zero_lifetime_means_far_future(self):
+    def test_zero_lifetime_means_as_long_as_browsers_keep_cookies(self):
         manager = self._makeOne()
         manager.cookieLifetime = 0
         request = makeRequest()
         manager.getClientId(request)
-        self.assertEqual(request.response.getCookie('sid')['expires'],
-                         'Tue, 19 Jan 2038 00:00:00 GMT')
+        cookie = request.response.getCookie('sid')
+        self.assertEqual(cookie['max_age'], 400 * 86400)
+        expires = parsedate_to_datetime(cookie['expires']).timestamp()
+        self.assertEqual(expires, EPOCH + 400 * 86400)
+        self.assertIn('Max-Age=34560000', setCookieHeaders(request)[0])
 
     def test_postOnly(self):
         manager = self._makeOne()
@@ -187,13 +226,85 @@ class CookieClientIdManagerTests(unittest.TestCase):
         manager.httpOnly = True
         manager.domain = '.example.org'
         request = makeRequest()
+        manager.sameSite = 'Strict'
+        manager.cookiePath = '/shop'
         manager.setRequestId(request, '1234')
         self.assertEqual(request.response.getCookie('sid'), {
-            'value': '1234', 'path': '/', 'secure': True,
-            'httponly': True, 'domain': '.example.org'})
-        header = dict(request.response.getHeaders())['Set-Cookie']
-        self.assertIn('Secure', header)
-        self.assertIn('HttpOnly', header)
+            'value': '1234', 'path': '/shop', 'secure': True,
+            'httponly': True, 'domain': '.example.org',
+            'samesite': 'Strict'})
+        self.assertEqual(setCookieHeaders(request), [
+            'sid=1234; Domain=.example.org; HttpOnly; Path=/shop;'
+            ' SameSite=Strict; Secure'])
+
+    def test_zope_session_cookie_settings_restore_old_cookie(self):
+        manager = self._makeOne(sameSite=None, httpOnly=False,
+                                autoSecure=False)
+        request = makeRequest(environ={'HTTPS': 'on'})
+        sid = manager.getClientId(request)
+        self.assertEqual(setCookieHeaders(request), ['sid=%s; Path=/' % sid])
+
+    def test_secure_whenever_request_came_over_https(self):
+        manager = self._makeOne()
+        plain = makeRequest()
+        manager.getClientId(plain)
+        self.assertNotIn('secure', plain.response.getCookie('sid'))
+        for environ in ({'HTTPS': 'on'},
+                        {'SERVER_URL': 'https://example.org'}):
+            request = makeRequest(environ=environ)
+            manager.getClientId(request)
+            self.assertTrue(request.response.getCookie('sid')['secure'])
+            self.assertTrue(setCookieHeaders(request)[0].endswith('Secure'))
+
+    def test_samesite_none_forces_secure(self):
+        manager = self._makeOne(sameSite='None')
+        request = makeRequest()
+        manager.getClientId(request)
+        header = setCookieHeaders(request)[0]
+        self.assertIn('SameSite=None', header)
+        self.assertTrue(header.endswith('Secure'))
+
+    def test_host_prefix_forces_secure_root_path_no_domain(self):
+        manager = self._makeOne(hostPrefix=True)
+        self.assertEqual(manager.cookieName, '__Host-sid')
+        request = makeRequest(environ={'SCRIPT_NAME': '/app'})
+        sid = manager.getClientId(request)
+        self.assertEqual(
+            setCookieHeaders(request),
+            ['__Host-sid=%s; HttpOnly; Path=/; SameSite=Lax; Secure' % sid])
+        following = makeRequest({'__Host-sid': sid})
+        self.assertEqual(manager.getClientId(following), sid)
+        # A cookie without the prefix is not the prefixed one.
+        self.assertIsNone(manager.getRequestId(makeRequest({'sid': sid})))
+
+    def test_host_prefix_refuses_domain_and_path(self):
+        from zope_sessionx.interfaces import CookiePolicyError
+        manager = self._makeOne(hostPrefix=True)
+        with self.assertRaises(CookiePolicyError) as caught:
+            manager.domain = '.example.org'
+        self.assertEqual(caught.exception.setting, 'domain')
+        self.assertEqual(caught.exception.value, '.example.org')
+        self.assertIn("domain='.example.org'", str(caught.exception))
+        self.assertIsInstance(caught.exception, SessionError)
+        with self.assertRaises(CookiePolicyError) as caught:
+            manager.cookiePath = '/app'
+        self.assertEqual(caught.exception.setting, 'cookiePath')
+        manager.cookiePath = '/'
+        self.assertIsNone(manager.domain)
+        other = self._makeOne(domain='.example.org')
+        with self.assertRaises(CookiePolicyError) as caught:
+            other.hostPrefix = True
+        self.assertEqual(caught.exception.setting, 'hostPrefix')
+        self.assertFalse(other.hostPrefix)
+
+    def test_vary_header_extended_not_duplicated(self):
+        manager = self._makeOne()
+        request = makeRequest()
+        request.response.setHeader('Vary', 'Accept-Encoding')
+        manager.getClientId(request)
+        manager.setRequestId(request, manager.generateUniqueId())
+        self.assertEqual(request.response.getHeader('Vary'),
+                         'Accept-Encoding, Cookie')
 
     def test_cookie_path_is_application_url(self):
         manager = self._makeOne()
@@ -283,7 +394,7 @@ class NotifyVirtualHostChangedTests(unittest.TestCase):
 
         @implementer(ICookieClientIdManager)
         class Dummy:
-            namespace = 'foo'
+            namespace = cookieName = 'foo'
             thirdparty = False
 
             def setRequestId(self, request, id):
@@ -294,7 +405,7 @@ class NotifyVirtualHostChangedTests(unittest.TestCase):
             pass
 
         third = Dummy()
-        third.namespace = 'third'
+        third.namespace = third.cookieName = 'third'
         third.thirdparty = True
         zope.component.provideUtility(Dummy(), IClientIdManager)
         zope.component.provideUtility(third, IClientIdManager, 'third')
@@ -357,3 +468,303 @@ class CompatibilityImportsTests(unittest.TestCase):
             self.assertEqual(
                 ours.ISessionDataContainer[name].default,
                 zope.session.interfaces.ISessionDataContainer[name].default)
+
+
+class _ManagerTestCase(unittest.TestCase):
+
+    def setUp(self):
+        setUpComponents()
+        self.clock = installClock()
+
+    def tearDown(self):
+        tearDownComponents()
+
+    def _makeOne(self, namespace='sid', secret='s3cret', **settings):
+        from zope_sessionx.http import CookieClientIdManager
+        return CookieClientIdManager(namespace, secret, **settings)
+
+
+class SecretRotationTests(_ManagerTestCase):
+
+    def test_first_secret_signs_every_secret_verifies(self):
+        old = self._makeOne(secret='old')
+        old_id = old.generateUniqueId()
+        manager = self._makeOne(secrets=('new', 'old'))
+        self.assertEqual(manager.secret, 'new')
+        new_id = manager.generateUniqueId()
+        self.assertEqual(new_id[27:], independentSignature('new', new_id[:27]))
+        self.assertEqual(manager.getRequestId(makeRequest({'sid': old_id})),
+                         old_id)
+        self.assertEqual(manager.getRequestId(makeRequest({'sid': new_id})),
+                         new_id)
+
+    def test_older_secret_id_reissued_under_current(self):
+        from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
+        old_id = self._makeOne(secret='old').generateUniqueId()
+        manager = self._makeOne(secrets=('new', 'old'))
+        request = makeRequest({'sid': old_id})
+        sid = manager.getClientId(request)
+        self.assertEqual(sid[:27], old_id[:27])
+        self.assertEqual(sid[27:], independentSignature('new', sid[:27]))
+        self.assertEqual(request.response.getCookie('sid')['value'], sid)
+        self.assertEqual(request.annotations[PREVIOUS_CLIENT_ID_KEY], old_id)
+        self.assertEqual(manager.getClientId(request), sid)
+        self.assertEqual(manager.getClientIdSource(request), 'cookie')
+        # The next request carries the re-issued id: nothing more to do.
+        following = nextRequest(request, 'sid')
+        self.assertEqual(manager.getClientId(following), sid)
+        self.assertIsNone(following.response.getCookie('sid'))
+
+    def test_dropped_secret_no_longer_verifies(self):
+        old_id = self._makeOne(secret='old').generateUniqueId()
+        manager = self._makeOne(secrets=('new',))
+        request = makeRequest({'sid': old_id})
+        self.assertIsNone(manager.getRequestId(request))
+        self.assertNotEqual(manager.getClientId(request)[:27], old_id[:27])
+
+    def test_secret_setter_replaces_all_secrets(self):
+        manager = self._makeOne(secrets=('new', 'old'))
+        manager.secret = 'newest'
+        self.assertEqual(manager.secrets, ('newest',))
+
+    def test_secrets_validated(self):
+        manager = self._makeOne()
+        self.assertRaises(ValidationError, setattr, manager, 'secrets', ())
+        self.assertRaises(ValidationError, setattr, manager, 'secrets',
+                          ('',))
+
+    def test_repr_and_logs_never_show_secrets(self):
+        manager = self._makeOne(secrets=('new-secret', 'old-secret'))
+        manager.thirdparty = True
+        with self.assertLogs('zope_sessionx.http') as logs:
+            manager.setRequestId(makeRequest(), 'x')
+        text = repr(manager) + ' '.join(logs.output)
+        self.assertNotIn('new-secret', text)
+        self.assertNotIn('old-secret', text)
+
+
+class LegacyIdTests(_ManagerTestCase):
+
+    def _legacyId(self, secret='shared'):
+        import zope.session.http
+        return zope.session.http.CookieClientIdManager(
+            'sid', secret).generateUniqueId()
+
+    def test_zope_session_id_accepted_and_reissued(self):
+        from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
+        legacy = self._legacyId()
+        self.assertEqual(
+            legacy[27:],
+            independentSignature('shared', legacy[:27], hashlib.sha1))
+        manager = self._makeOne(secret='shared')
+        request = makeRequest({'sid': legacy})
+        sid = manager.getClientId(request)
+        self.assertEqual(sid[:27], legacy[:27])
+        self.assertEqual(sid[27:], independentSignature('shared', sid[:27]))
+        self.assertEqual(request.annotations[PREVIOUS_CLIENT_ID_KEY], legacy)
+
+    def test_zope_session_id_w_other_secret_refused(self):
+        manager = self._makeOne(secret='shared')
+        request = makeRequest({'sid': self._legacyId('other')})
+        self.assertIsNone(manager.getRequestId(request))
+
+    def test_turned_off(self):
+        manager = self._makeOne(secret='shared', acceptLegacyIds=False)
+        request = makeRequest({'sid': self._legacyId()})
+        self.assertIsNone(manager.getRequestId(request))
+
+
+class NamespacesTests(_ManagerTestCase):
+
+    def _formRequest(self, query, cookies=None):
+        from zope.i18n.interfaces import IUserPreferredCharsets
+        from zope.publisher.http import HTTPCharsets
+        zope.component.provideAdapter(
+            HTTPCharsets, (IHTTPRequest,), IUserPreferredCharsets)
+        request = makeRequest(cookies, browser=True,
+                              environ={'QUERY_STRING': query})
+        request.processInputs()
+        return request
+
+    def test_form_namespace(self):
+        manager = self._makeOne(namespaces=('form',))
+        sid = manager.generateUniqueId()
+        request = self._formRequest('sid=' + sid)
+        self.assertEqual(manager.getClientId(request), sid)
+        self.assertEqual(manager.getClientIdSource(request), 'form')
+        # The cookie namespace is not used: no cookie read or set.
+        self.assertIsNone(manager.getRequestId(makeRequest({'sid': sid})))
+        fresh = makeRequest()
+        new = manager.getClientId(fresh)
+        self.assertEqual(manager.getClientId(fresh), new)
+        self.assertIsNone(fresh.response.getCookie('sid'))
+        self.assertEqual(manager.getClientIdSource(fresh), 'new')
+
+    def test_order_decides_and_invalid_values_skipped(self):
+        manager = self._makeOne(namespaces=('form', 'cookie'))
+        in_form, in_cookie = (manager.generateUniqueId() for _ in 'ab')
+        request = self._formRequest('sid=' + in_form, {'sid': in_cookie})
+        self.assertEqual(manager.getClientId(request), in_form)
+        request = self._formRequest('sid=forged', {'sid': in_cookie})
+        self.assertEqual(manager.getClientId(request), in_cookie)
+        self.assertEqual(manager.getClientIdSource(request), 'cookie')
+
+    def test_duplicated_form_value_ignored(self):
+        manager = self._makeOne(namespaces=('form',))
+        sid = manager.generateUniqueId()
+        request = self._formRequest('sid={0}&sid={0}'.format(sid))
+        self.assertIsNone(manager.getRequestId(request))
+
+    def test_url_namespace_through_traversal(self):
+        from zope.traversing.namespace import namespaceLookup
+
+        from zope_sessionx.http import ClientIdNamespace
+        zope.component.provideAdapter(
+            ClientIdNamespace, (None, None), ITraversable, name='sid')
+        manager = self._makeOne(namespaces=('url', 'cookie'))
+        sid = manager.generateUniqueId()
+        request = makeRequest()
+        context = object()
+        self.assertIs(namespaceLookup('sid', sid, context, request), context)
+        self.assertEqual(manager.getClientId(request), sid)
+        self.assertEqual(manager.getClientIdSource(request), 'url')
+
+    def test_source_without_id(self):
+        manager = self._makeOne()
+        self.assertIsNone(manager.getClientIdSource(makeRequest()))
+
+    def test_create_false(self):
+        manager = self._makeOne()
+        request = makeRequest()
+        self.assertIsNone(manager.getClientId(request, create=False))
+        self.assertIsNone(request.response.getCookie('sid'))
+        self.assertEqual(request.response.getHeaders(), [
+            ('X-Powered-By', 'Zope (www.zope.org), Python (www.python.org)')])
+        sid = manager.getClientId(request)
+        self.assertEqual(manager.getClientId(request, create=False), sid)
+
+    def test_encodeUrl(self):
+        manager = self._makeOne()
+        request = makeRequest()
+        self.assertEqual(
+            manager.encodeUrl('http://h/a', request, create=False),
+            'http://h/a')
+        sid = manager.getClientId(request)
+        self.assertEqual(manager.encodeUrl('http://h/a', request),
+                         'http://h/a?sid=' + sid)
+        self.assertEqual(manager.encodeUrl('http://h/a?x=1#top', request),
+                         'http://h/a?x=1&sid=%s#top' % sid)
+        self.assertEqual(manager.encodeUrl('http://h/a/b', request, 'path'),
+                         'http://h/++sid++%s/a/b' % sid)
+        self.assertRaises(ValueError, manager.encodeUrl, 'http://h/', request,
+                          'fragment')
+
+    def test_encodeUrl_escapes_third_party_ids(self):
+        manager = self._makeOne(thirdparty=True)
+        request = makeRequest({'sid': "<x>&y'"})
+        self.assertEqual(manager.encodeUrl('/a', request),
+                         '/a?sid=%3Cx%3E%26y%27')
+        self.assertEqual(
+            manager.getHiddenFormField(request),
+            '<input type="hidden" name="sid" value="&lt;x&gt;&amp;y&#x27;" />')
+
+    def test_getHiddenFormField(self):
+        manager = self._makeOne()
+        request = makeRequest()
+        self.assertEqual(manager.getHiddenFormField(request, create=False), '')
+        sid = manager.getClientId(request)
+        self.assertEqual(manager.getHiddenFormField(request),
+                         '<input type="hidden" name="sid" value="%s" />' % sid)
+
+
+class ExpireCookieTests(_ManagerTestCase):
+
+    def test_expire_then_mint_again(self):
+        manager = self._makeOne(cookieLifetime=None)
+        sid = manager.generateUniqueId()
+        request = makeRequest({'sid': sid})
+        self.assertEqual(manager.getClientId(request), sid)
+        manager.expireCookie(request)
+        self.assertEqual(setCookieHeaders(request), [
+            'sid=deleted; expires=Wed, 31 Dec 1997 23:59:59 GMT; HttpOnly;'
+            ' Max-Age=0; Path=/; SameSite=Lax'])
+        self.assertIsNone(manager.getClientId(request, create=False))
+        self.assertIsNone(manager.getClientIdSource(request))
+        new = manager.getClientId(request)
+        self.assertNotEqual(new, sid)
+        # The new cookie replaces the expiring one entirely.
+        self.assertEqual(setCookieHeaders(request),
+                         ['sid=%s; HttpOnly; Path=/; SameSite=Lax' % new])
+
+    def test_expire_w_thirdparty_or_without_cookie_namespace(self):
+        for settings in ({'thirdparty': True}, {'namespaces': ('form',)}):
+            manager = self._makeOne(**settings)
+            request = makeRequest()
+            manager.expireCookie(request)
+            self.assertEqual(setCookieHeaders(request), [])
+
+
+class CookieRollbackTests(_ManagerTestCase):
+
+    def test_abort_restores_cookie_and_annotations(self):
+        import transaction
+
+        from zope_sessionx.http import CookieRollback
+        manager = self._makeOne()
+        request = makeRequest()
+        first = manager.getClientId(request)
+        tm = transaction.TransactionManager()
+        tm.get().join(CookieRollback(request, manager, tm))
+        manager.setRequestId(request, manager.generateUniqueId())
+        tm.abort()
+        self.assertEqual(manager.getClientId(request), first)
+        self.assertEqual(request.response.getCookie('sid')['value'], first)
+
+    def test_abort_removes_cookie_that_was_not_there(self):
+        import transaction
+
+        from zope_sessionx.http import CookieRollback
+        manager = self._makeOne()
+        request = makeRequest()
+        tm = transaction.TransactionManager()
+        tm.get().join(CookieRollback(request, manager, tm))
+        manager.getClientId(request)
+        tm.abort()
+        self.assertIsNone(request.response.getCookie('sid'))
+        self.assertIsNone(manager.getClientId(request, create=False))
+
+    def test_commit_keeps_cookie_and_failed_commit_restores(self):
+        import transaction
+
+        from zope_sessionx.http import CookieRollback
+        manager = self._makeOne()
+        request = makeRequest()
+        tm = transaction.TransactionManager()
+        tm.get().join(CookieRollback(request, manager, tm))
+        sid = manager.getClientId(request)
+        tm.commit()
+        self.assertEqual(request.response.getCookie('sid')['value'], sid)
+
+        class Failing:
+            transaction_manager = tm
+
+            def tpc_begin(self, txn):
+                pass
+
+            def commit(self, txn):
+                raise ValueError('disk full')
+
+            def abort(self, txn):
+                pass
+
+            tpc_abort = abort
+
+            def sortKey(self):
+                return 'zzz'
+
+        tm.get().join(CookieRollback(request, manager, tm))
+        tm.get().join(Failing())
+        manager.setRequestId(request, manager.generateUniqueId())
+        self.assertRaises(ValueError, tm.commit)
+        tm.abort()
+        self.assertEqual(request.response.getCookie('sid')['value'], sid)

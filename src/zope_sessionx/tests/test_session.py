@@ -17,6 +17,7 @@ from zope_sessionx.tests.helpers import EPOCH
 from zope_sessionx.tests.helpers import FileStorageDB
 from zope_sessionx.tests.helpers import installClock
 from zope_sessionx.tests.helpers import makeRequest
+from zope_sessionx.tests.helpers import nextRequest
 from zope_sessionx.tests.helpers import setUpComponents
 from zope_sessionx.tests.helpers import tearDownComponents
 
@@ -268,6 +269,44 @@ class ContainerTestsMixin:
         self.assertIn('young', sdc)
         self.assertEqual(sdc.sweep(), 0)
 
+    def test_moveSession(self):
+        sdc = self._makeOne()
+        data = sdc['old'] = self._makeData()
+        self.clock.advance(10)
+        self.assertIs(sdc.moveSession('old', 'new'), data)
+        self.assertNotIn('old', sdc)
+        self.assertIs(sdc['new'], data)
+        self.assertEqual(data.created, EPOCH)
+        self.assertEqual(len(sdc), 1)
+
+    def test_moveSession_keeps_live_target(self):
+        sdc = self._makeOne()
+        sdc['old'] = self._makeData()
+        target = sdc['new'] = self._makeData()
+        self.assertIs(sdc.moveSession('old', 'new'), target)
+        self.assertNotIn('old', sdc)
+        self.assertEqual(len(sdc), 1)
+
+    def test_moveSession_over_expired_target(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        sdc['new'] = self._makeData()
+        self.clock.advance(61)
+        data = sdc['old'] = self._makeData()
+        self.assertIs(sdc.moveSession('old', 'new'), data)
+        self.assertIs(sdc['new'], data)
+        self.assertEqual(len(sdc), 1)
+
+    def test_moveSession_w_expired_or_missing_source(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        sdc['old'] = self._makeData()
+        self.clock.advance(61)
+        self.assertIsNone(sdc.moveSession('old', 'new'))
+        self.assertEqual(len(sdc), 0)
+        self.assertIsNone(sdc.moveSession('nobody', 'new'))
+        self.assertNotIn('new', sdc)
+
     def test_timeout_change_keeps_sessions(self):
         sdc = self._makeOne()
         sdc['client'] = self._makeData()
@@ -399,13 +438,79 @@ class SessionTests(_ComponentsTestCase):
         session['products.foo']
         self.assertIsNone(session.get('products.bar'))
 
-    def test_getitem_creates(self):
+    def test_getitem_creates_on_first_write(self):
         request = makeRequest()
         pkg = self._makeOne(request)['products.foo']
         self.assertTrue(ISessionPkgData.providedBy(pkg))
         self.assertIs(self._makeOne(request)['products.foo'], pkg)
         self.assertIs(self._makeOne(request).get('products.foo'), pkg)
+        self.assertEqual(len(self.sdc), 0)
+        self.assertIsNone(request.response.getCookie('cookie'))
+        pkg['color'] = 'red'
         self.assertEqual(len(self.sdc), 1)
+        client_id = request.response.getCookie('cookie')['value']
+        self.assertIs(self.sdc[client_id]['products.foo'], pkg)
+        self.assertIs(self._makeOne(request)['products.foo'], pkg)
+        self.assertEqual(self._makeOne(request).client_id, client_id)
+
+    def test_read_only_request_of_new_client_stores_nothing(self):
+        request = makeRequest()
+        session = self._makeOne(request)
+        pkg = session['products.foo']
+        self.assertEqual(pkg.get('color', 'none'), 'none')
+        self.assertNotIn('color', pkg)
+        self.assertEqual(list(pkg.items()), [])
+        self.assertRaises(KeyError, pkg.__getitem__, 'color')
+        self.assertIsNone(session.get('products.bar'))
+        self.assertEqual(len(self.sdc), 0)
+        self.assertIsNone(request.response.getCookie('cookie'))
+        self.assertEqual(
+            [name for name, value in request.response.getHeaders()
+             if name == 'Set-Cookie'], [])
+
+    def test_read_only_request_w_expired_session_stores_nothing(self):
+        request = makeRequest()
+        self._makeOne(request)['products.foo']['color'] = 'red'
+        self.clock.advance(3601)
+        following = nextRequest(request, 'cookie')
+        pkg = self._makeOne(following)['products.foo']
+        self.assertNotIn('color', pkg)
+        self.assertIsNone(following.response.getCookie('cookie'))
+        self.assertFalse(self.sdc.get(self._makeOne(following).client_id))
+
+    def test_every_mutator_stores_pending_data(self):
+        calls = [
+            ('__setitem__', ('k', 1)), ('__delitem__', ('k',)),
+            ('clear', ()), ('insert', ('k', 1)), ('pop', ('k', None)),
+            ('setdefault', ('k', 1)), ('update', ({'k': 1},)),
+        ]
+        for method, args in calls:
+            request = makeRequest()
+            pkg = self._makeOne(request)['products.foo']
+            try:
+                getattr(pkg, method)(*args)
+            except KeyError:
+                pass
+            client_id = request.response.getCookie('cookie')['value']
+            self.assertIs(self.sdc[client_id]['products.foo'], pkg, method)
+        request = makeRequest()
+        pkg = self._makeOne(request)['products.foo']
+        self.assertRaises(KeyError, pkg.popitem)
+        self.assertIsNotNone(request.response.getCookie('cookie'))
+
+    def test_pending_data_merges_data_stored_meanwhile(self):
+        from zope_sessionx.session import SessionData
+        from zope_sessionx.session import SessionPkgData
+        request = makeRequest()
+        pkg = self._makeOne(request)['products.foo']
+        client_id = self._makeOne(request).client_id
+        stored = SessionPkgData()
+        stored['size'] = 'L'
+        self.sdc[client_id] = SessionData()
+        self.sdc[client_id]['products.foo'] = stored
+        pkg['color'] = 'red'
+        self.assertIs(self.sdc[client_id]['products.foo'], pkg)
+        self.assertEqual(dict(pkg), {'size': 'L', 'color': 'red'})
 
     def test_packages_do_not_share_a_namespace(self):
         request = makeRequest()
@@ -426,6 +531,7 @@ class SessionTests(_ComponentsTestCase):
         session = self._makeOne(request)
         foo = session['products.foo']
         bar = session['products.bar']
+        foo['color'] = bar['color'] = 'red'
         self.assertIs(named[session.client_id]['products.foo'], foo)
         self.assertIs(self.sdc[session.client_id]['products.bar'], bar)
         self.assertNotIn('products.foo', self.sdc[session.client_id])
@@ -438,6 +544,17 @@ class SessionTests(_ComponentsTestCase):
         fresh = self._makeOne(request)['products.foo']
         self.assertNotIn('color', fresh)
         self.assertEqual(len(self.sdc), 1)
+
+    def test_thirdparty_without_id_reads_default_and_refuses_writes(self):
+        from zope_sessionx.interfaces import MissingClientIdException
+        manager = zope.component.getUtility(IClientIdManager)
+        manager.thirdparty = True
+        session = self._makeOne()
+        self.assertIsNone(session.get('products.foo'))
+        pkg = session['products.foo']
+        self.assertRaises(MissingClientIdException, pkg.__setitem__, 'k', 1)
+        self.assertRaises(MissingClientIdException, pkg.__setitem__, 'k', 1)
+        self.assertEqual(len(self.sdc), 0)
 
     def test_not_a_container(self):
         session = self._makeOne()
@@ -594,3 +711,193 @@ class ConcurrencyTests(_ComponentsTestCase):
         self.assertIn('cannot be pickled', str(caught.exception))
         manager.abort()
         self.assertEqual(self._read(client_id), {'color': 'red'})
+
+
+class SessionLifecycleTests(_ComponentsTestCase):
+    """invalidate() and rotateClientId(), with a stored container."""
+
+    def setUp(self):
+        super().setUp()
+        from zope.configuration import xmlconfig
+
+        import zope_sessionx
+        from zope_sessionx.http import CookieClientIdManager
+        from zope_sessionx.session import PersistentSessionDataContainer
+        xmlconfig.file('configure.zcml', zope_sessionx)
+        self.ids = CookieClientIdManager('sid', 's3cret')
+        zope.component.provideUtility(self.ids, IClientIdManager)
+        self.fs = FileStorageDB()
+        self.addCleanup(self.fs.close)
+        self.conn = self.fs.db.open()
+        self.addCleanup(self.conn.close)
+        root = self.conn.root()
+        self.sdc = root['sdc'] = PersistentSessionDataContainer()
+        self.other = root['other'] = PersistentSessionDataContainer()
+        zope.component.provideUtility(self.sdc, ISessionDataContainer)
+        zope.component.provideUtility(
+            self.other, ISessionDataContainer, 'products.other')
+        transaction.commit()
+
+    def _login(self):
+        """A client with data in both containers, committed."""
+        request = makeRequest()
+        ISession(request)['products.foo']['cart'] = ['book']
+        ISession(request)['products.other']['step'] = 2
+        transaction.commit()
+        return nextRequest(request, 'sid')
+
+    def _data(self, client_id):
+        return {name: {pkg: dict(data) for pkg, data in sdc[client_id].items()}
+                for name, sdc in (('main', self.sdc), ('other', self.other))
+                if client_id in sdc}
+
+    def test_rotate_moves_data_and_kills_old_id(self):
+        request = self._login()
+        old = ISession(request).client_id
+        new = ISession(request).rotateClientId()
+        self.assertNotEqual(new, old)
+        self.assertEqual(request.response.getCookie('sid')['value'], new)
+        self.assertEqual(ISession(request)['products.foo']['cart'], ['book'])
+        transaction.commit()
+        self.assertEqual(self._data(new), {
+            'main': {'products.foo': {'cart': ['book']}},
+            'other': {'products.other': {'step': 2}}})
+        self.assertEqual(self._data(old), {})
+        attacker = makeRequest({'sid': old})
+        self.assertIsNone(ISession(attacker).get('products.foo'))
+        self.assertEqual(dict(ISession(attacker)['products.foo']), {})
+        self.assertEqual(len(self.sdc), 1)
+
+    def test_rotate_skips_containers_that_cannot_move(self):
+        from zope.interface import implementer
+
+        @implementer(ISessionDataContainer)
+        class Minimal(dict):
+            timeout = 3600
+            resolution = 600
+
+        minimal = Minimal()
+        zope.component.provideUtility(
+            minimal, ISessionDataContainer, 'products.minimal')
+        request = self._login()
+        old = ISession(request).client_id
+        ISession(request)['products.minimal']['x'] = 1
+        new = ISession(request).rotateClientId()
+        self.assertIn(new, self.sdc)
+        self.assertEqual(list(minimal), [old])
+
+    def test_rotate_aborted_changes_nothing(self):
+        request = self._login()
+        old = ISession(request).client_id
+        ISession(request).rotateClientId()
+        transaction.abort()
+        self.assertIsNone(request.response.getCookie('sid'))
+        self.assertEqual(ISession(request).client_id, old)
+        self.assertEqual(self._data(old)['main'],
+                         {'products.foo': {'cart': ['book']}})
+
+    def test_rotate_for_client_without_session(self):
+        request = makeRequest()
+        new = ISession(request).rotateClientId()
+        self.assertEqual(request.response.getCookie('sid')['value'], new)
+        self.assertEqual(len(self.sdc), 0)
+        self.assertEqual(self.ids.getClientIdSource(request), 'new')
+
+    def test_rotate_refused_for_third_party_ids(self):
+        from zope_sessionx.interfaces import SessionError
+        self.ids.thirdparty = True
+        request = makeRequest({'sid': 'from-the-front-end'})
+        with self.assertRaises(SessionError) as caught:
+            ISession(request).rotateClientId()
+        self.assertIn("namespace='sid'", str(caught.exception))
+
+    def test_rotate_refused_for_other_managers(self):
+        from zope.interface import implementer
+
+        from zope_sessionx.interfaces import SessionError
+
+        @implementer(IClientIdManager)
+        class Fixed:
+            def getClientId(self, request):
+                return 'always-the-same'
+
+        zope.component.provideUtility(Fixed(), IClientIdManager)
+        session = ISession(makeRequest())
+        session['products.foo']['x'] = 1
+        self.assertEqual(session.client_id, 'always-the-same')
+        self.assertRaises(SessionError, session.rotateClientId)
+
+    def test_invalidate_deletes_data_and_expires_cookie(self):
+        request = self._login()
+        old = ISession(request).client_id
+        ISession(request).invalidate()
+        self.assertEqual(self._data(old), {})
+        self.assertEqual(request.response.getCookie('sid')['max_age'], 0)
+        # The request goes on with a fresh session.
+        self.assertIsNone(ISession(request).get('products.foo'))
+        ISession(request)['products.foo']['fresh'] = True
+        new = request.response.getCookie('sid')['value']
+        self.assertNotEqual(new, old)
+        transaction.commit()
+        self.assertEqual(self._data(new),
+                         {'main': {'products.foo': {'fresh': True}}})
+        self.assertEqual(self._data(old), {})
+
+    def test_invalidate_drops_pending_data(self):
+        request = makeRequest()
+        pending = ISession(request)['products.foo']
+        ISession(request).invalidate()
+        pending['lost'] = True
+        self.assertEqual(len(self.sdc), 0)
+        self.assertIsNot(ISession(request)['products.foo'], pending)
+
+    def test_invalidate_aborted_changes_nothing(self):
+        request = self._login()
+        old = ISession(request).client_id
+        ISession(request).invalidate()
+        transaction.abort()
+        self.assertIsNone(request.response.getCookie('sid'))
+        self.assertEqual(ISession(request).client_id, old)
+        self.assertIn('main', self._data(old))
+
+    def test_invalidate_w_other_manager_deletes_data(self):
+        from zope.interface import implementer
+
+        @implementer(IClientIdManager)
+        class Fixed:
+            def getClientId(self, request):
+                return 'always-the-same'
+
+        zope.component.provideUtility(Fixed(), IClientIdManager)
+        request = makeRequest()
+        ISession(request)['products.foo']['x'] = 1
+        ISession(request).invalidate()
+        self.assertNotIn('always-the-same', self.sdc)
+
+    def test_data_follows_id_reissued_under_new_secret(self):
+        request = self._login()
+        old = ISession(request).client_id
+        self.ids.secrets = ('new', 's3cret')
+        # Any use of the id moves the data: here the IClientId adapter.
+        following = makeRequest({'sid': old})
+        new = str(IClientId(following))
+        self.assertNotEqual(new, old)
+        self.assertEqual(str(IClientId(following)), new)
+        transaction.commit()
+        self.assertEqual(self._data(old), {})
+        self.assertEqual(self._data(new)['other'],
+                         {'products.other': {'step': 2}})
+        self.assertEqual(
+            ISession(nextRequest(following, 'sid'))['products.foo']['cart'],
+            ['book'])
+
+    def test_data_follows_reissued_id_on_read_through_session(self):
+        old = ISession(self._login()).client_id
+        self.ids.secrets = ('new', 's3cret')
+        following = makeRequest({'sid': old})
+        self.assertEqual(ISession(following).get('products.foo')['cart'],
+                         ['book'])
+        transaction.commit()
+        self.assertEqual(len(self.sdc), 1)
+        self.assertIn(following.response.getCookie('sid')['value'],
+                      self.sdc)
