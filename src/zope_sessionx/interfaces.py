@@ -90,6 +90,37 @@ URL = 'url'
 NEW = 'new'
 
 
+class InvalidSettingError(SessionError, ValueError):
+    """A container setting was refused.
+
+    ``setting`` names it, ``value`` is the refused value.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, setting, value, reason):
+        super().__init__(
+            '{}={!r} refused: {}'.format(setting, value, reason))
+        self.setting = setting
+        self.value = value
+        self.reason = reason
+
+
+class SessionLimitError(SessionError):
+    """No session can be created: the container holds its maximum.
+
+    ``limit`` is the container's ``max_number``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, limit):
+        super().__init__(
+            'cannot create a session: the limit of {} sessions is reached'
+            .format(limit))
+        self.limit = limit
+
+
 class CookiePolicyError(SessionError, ValueError):
     """A cookie setting was refused.
 
@@ -413,35 +444,131 @@ class ISessionDataContainer(IReadMapping, IWriteMapping):
 
 
 class IExpiringSessionDataContainer(ISessionDataContainer):
-    """A session data container that expires data on every read.
+    """A session data container with limits, expiry on every read and
+    cleanup out of band.
 
-    Expiry never depends on a sweep having run: data idle for longer than
-    `timeout` is never returned.  Removing it from storage is a separate,
-    explicit step (`sweep`), never done inside a request.
+    Expiry never depends on cleanup having run: a session idle for longer
+    than `timeout`, or older than `max_lifetime`, is never returned.
+    Removing it from storage is a separate step (`cleanup`, run by a
+    `~zope_sessionx.cleanup.Cleaner` or by hand), never done inside a
+    request.  Settings may be changed at any time; no session is lost by a
+    change.  A negative or non-integer setting is refused with
+    `InvalidSettingError`.
 
     .. versionadded:: 0.1
     """
 
+    max_lifetime = schema.Int(
+        title=_("Maximum lifetime"),
+        description=_(
+            "Seconds since its creation after which a session expires, "
+            "however much it is used. 0 means no limit."),
+        default=0,
+        required=True,
+        min=0,
+    )
+
+    target_number = schema.Int(
+        title=_("Target number of sessions"),
+        description=_(
+            "Cleanup removes the least recently used sessions until no "
+            "more than this many are stored. 0 means no target."),
+        default=0,
+        required=True,
+        min=0,
+    )
+
+    max_number = schema.Int(
+        title=_("Maximum number of sessions"),
+        description=_(
+            "Creating a session when this many are stored raises "
+            "SessionLimitError (after ISessionLimitReachedEvent handlers "
+            "had a chance to make room). 0 means no limit.  Under "
+            "concurrent creation the limit may be exceeded by the number "
+            "of concurrent requests."),
+        default=0,
+        required=True,
+        min=0,
+    )
+
+    cleanup_period = schema.Int(
+        title=_("Cleanup period"),
+        description=_("Seconds between two cleanup rounds."),
+        default=10,
+        required=True,
+        min=1,
+    )
+
+    cleanup_batch = schema.Int(
+        title=_("Cleanup batch"),
+        description=_(
+            "At most this many sessions are removed in one cleanup "
+            "transaction, so that transactions stay short."),
+        default=100,
+        required=True,
+        min=1,
+    )
+
     def __len__():
         """Return the number of stored sessions, in constant time.
 
-        Sessions that have expired but have not been swept yet are counted.
+        Sessions that have expired but have not been removed yet are
+        counted.
         """
 
     def __delitem__(client_id):
-        """Remove the session of *client_id* now; `KeyError` if absent."""
+        """Remove the session of *client_id* now; `KeyError` if absent.
+
+        Notifies `ISessionRemovedEvent` with the reason ``'invalidated'``.
+        """
 
     def now():
         """Return the current time as the container sees it (`IClock`)."""
 
+    def effectiveResolution():
+        """Return the seconds between two recordings of the access time.
+
+        ``min(resolution, timeout / 8)`` when both are positive, so that a
+        session in use never times out; `resolution` otherwise.
+        """
+
+    def expiresAt(session_data):
+        """Return the epoch time *session_data* expires at, or ``None``.
+
+        The earlier of last access + `timeout` and creation +
+        `max_lifetime`, ignoring settings that are 0.
+        """
+
     def isExpired(session_data, now=None):
         """Return whether *session_data* has expired at *now*.
 
-        *now* defaults to `now()`.  With a `timeout` of 0 nothing expires.
+        *now* defaults to `now()`.
+        """
+
+    def cleanup(limit=None):
+        """Do one transaction's worth of cleanup; return an `ICleanupResult`.
+
+        Removes expired sessions (idle for longer than `timeout`, or older
+        than `max_lifetime`), then the least recently used ones while more
+        than `target_number` are stored; at most *limit* (default
+        `cleanup_batch`) sessions.  Finds them through an index by
+        expiry time, so the cost grows with what is removed, not with what
+        is stored.  Does not commit: the caller does, and calls again while
+        the result's ``more`` is true.  Notifies `ISessionRemovedEvent` for
+        each removed session.
+        """
+
+    def hasCleanupWork():
+        """Return whether `cleanup` has anything to do now.
+
+        Reads at most a few objects and writes nothing.
         """
 
     def sweep():
-        """Remove expired sessions from storage; return how many."""
+        """Remove every expired session now; return how many.
+
+        Calls `cleanup` until it is done, in the current transaction.
+        """
 
     def moveSession(old_client_id, new_client_id):
         """Store the session of *old_client_id* under *new_client_id*.
@@ -451,9 +578,88 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         session, it is kept and the old one is dropped.  Returns the
         session now stored under *new_client_id*, or ``None`` if neither
         id had a live session.
-
-        .. versionadded:: 0.1
         """
+
+
+class ICleanupResult(Interface):
+    """What one call of `IExpiringSessionDataContainer.cleanup` did.
+
+    .. versionadded:: 0.1
+    """
+
+    timeout = Attribute("Sessions removed because they were idle too long.")
+    lifetime = Attribute("Sessions removed because they were too old.")
+    evicted = Attribute("Sessions removed to get down to target_number.")
+    stale = Attribute("Outdated index entries dropped.")
+    more = Attribute("Whether there is more to do now.")
+
+    def removed():
+        """Return the number of sessions removed (all reasons)."""
+
+
+#: Why a session was removed (`ISessionRemovedEvent.reason`).
+TIMEOUT = 'timeout'
+LIFETIME = 'lifetime'
+EVICTED = 'evicted'
+INVALIDATED = 'invalidated'
+
+
+class ISessionEvent(Interface):
+    """Something happened to a session.
+
+    .. versionadded:: 0.1
+    """
+
+    container = Attribute("The `IExpiringSessionDataContainer`.")
+    session_data = Attribute("The `ISessionData` concerned.")
+
+
+class ISessionCreatedEvent(ISessionEvent):
+    """A session was stored for a client, in the request's transaction."""
+
+    client_id = Attribute("The client's id.")
+
+
+class ISessionRemovedEvent(ISessionEvent):
+    """A session was removed from its container.
+
+    Notified in the transaction that removes it: the request's for
+    ``'invalidated'``, the cleaner's own for the other reasons.
+    """
+
+    reason = Attribute(
+        "Why: 'timeout', 'lifetime', 'evicted' or 'invalidated'.")
+    client_id = Attribute(
+        "The client's id, or None when the cleaner removed it (the "
+        "container stores only a digest of the id).")
+
+
+class ISessionLimitReachedEvent(Interface):
+    """A session is about to be refused: `max_number` are stored.
+
+    Handlers may make room (remove sessions); the limit is checked again
+    after them.
+
+    .. versionadded:: 0.1
+    """
+
+    container = Attribute("The container.")
+    limit = Attribute("Its max_number.")
+
+
+class ICleanupRoundEvent(Interface):
+    """A cleanup round finished (after its last commit).
+
+    .. versionadded:: 0.1
+    """
+
+    container = Attribute("The container (of the cleaner's connection).")
+    timeout = Attribute("Sessions removed for idleness in the round.")
+    lifetime = Attribute("Sessions removed for age in the round.")
+    evicted = Attribute("Sessions evicted in the round.")
+    stale = Attribute("Outdated index entries dropped in the round.")
+    transactions = Attribute("Transactions committed in the round.")
+    conflicts = Attribute("Conflicts retried in the round.")
 
 
 class ISession(Interface):

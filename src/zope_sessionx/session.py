@@ -2,11 +2,15 @@
 
 Storage follows one rule: anything two concurrent requests may write either
 is written by only one of them or merges.  Inserting different keys into a
-BTree bucket merges, `zope.minmax.Maximum` merges access times and
+BTree bucket merges, `SessionData` merges access times and packages, and
 `BTrees.Length.Length` merges counts; nothing else is written by
 concurrent requests.
 """
+import hashlib
+import itertools
+import logging
 import secrets
+import struct
 import threading
 import time
 
@@ -15,27 +19,42 @@ import transaction
 import ZODB.DB
 import ZODB.MappingStorage
 import zope.component
+import zope.event
 import zope.location
-import zope.minmax
 from BTrees.Length import Length
 from BTrees.OOBTree import OOBTree
+from BTrees.OOBTree import OOTreeSet
+from ZODB.POSException import ConflictError
 from zope.interface import implementer
 from zope.interface.interfaces import ComponentLookupError
 from zope.publisher.interfaces import IRequest
 from zope.schema.fieldproperty import FieldProperty
+from zope.schema.interfaces import ValidationError
 
+from zope_sessionx.cleanup import CleanupResult
+from zope_sessionx.cleanup import Lease
+from zope_sessionx.cleanup import cleanerFor
 from zope_sessionx.clock import currentTime
+from zope_sessionx.events import SessionCreatedEvent
+from zope_sessionx.events import SessionLimitReachedEvent
+from zope_sessionx.events import SessionRemovedEvent
 from zope_sessionx.http import CookieRollback
+from zope_sessionx.interfaces import EVICTED
+from zope_sessionx.interfaces import INVALIDATED
+from zope_sessionx.interfaces import LIFETIME
 from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
+from zope_sessionx.interfaces import TIMEOUT
 from zope_sessionx.interfaces import IClientId
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ICookieClientIdManager
 from zope_sessionx.interfaces import IExpiringSessionDataContainer
+from zope_sessionx.interfaces import InvalidSettingError
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionData
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.interfaces import ISessionPkgData
 from zope_sessionx.interfaces import SessionError
+from zope_sessionx.interfaces import SessionLimitError
 
 
 __all__ = [
@@ -47,6 +66,8 @@ __all__ = [
     'SessionPkgData',
     'currentTime',
 ]
+
+logger = logging.getLogger(__name__)
 
 # Request annotations: package data handed out but not stored yet, and the
 # re-issued id whose sessions have been moved.
@@ -277,60 +298,170 @@ class SessionPkgData(OOBTree):
     del _method
 
 
+_MISSING = object()
+
+
+def _sameRef(a, b):
+    # During conflict resolution references are PersistentReference
+    # objects, which refuse to be compared unless they are the same: compare
+    # their oids.
+    oid_a, oid_b = getattr(a, 'oid', None), getattr(b, 'oid', None)
+    if oid_a is None or oid_b is None:
+        return a is b
+    return oid_a == oid_b
+
+
+def _mergeRefs(old, committed, new):
+    """Three-way merge of two mappings of keys to persistent references."""
+    result = dict(committed)
+    for key in set(old) | set(new):
+        o, n = old.get(key), new.get(key)
+        if _sameRef(o, n):
+            continue
+        c = committed.get(key)
+        if not (_sameRef(c, o) or _sameRef(c, n)):
+            raise ConflictError('both changed package %r' % (key,))
+        if n is None:
+            result.pop(key, None)
+        else:
+            result[key] = n
+    return result
+
+
 @implementer(ISessionData)
 class SessionData(persistent.Persistent):
-    """See `ISessionData`."""
+    """See `ISessionData`.
+
+    One small record: creation time, last access time and the references
+    to the packages' data.  Its conflict resolution merges what concurrent
+    requests do to one session (the later access time wins; packages added
+    or removed by either are kept) and refuses to merge with its removal,
+    so that a request touching a session and a cleaner removing it never
+    both succeed.
+    """
 
     created = 0
+    _last = 0
+    _removed = False
 
     def __init__(self):
-        self._data = OOBTree()
-        self._lastAccessTime = zope.minmax.Maximum(0)
+        self._pkgs = {}
 
     def getLastAccessTime(self):
         """See `ISessionData`."""
-        return self._lastAccessTime.value
+        return self._last
 
     def setLastAccessTime(self, value):
         """See `ISessionData`."""
-        # Only the Maximum is written: it is its own small record and its
-        # conflict resolution keeps the largest value.  Keeping the largest
-        # here too makes a local write agree with a resolved conflict.
-        if value > self._lastAccessTime.value:
-            self._lastAccessTime.value = value
+        if value > self._last:
+            self._last = value
 
     lastAccessTime = property(getLastAccessTime, setLastAccessTime,
                               doc="See `ISessionData`.")
 
     def __getitem__(self, pkg_id):
-        return self._data[pkg_id]
+        return self._pkgs[pkg_id]
 
     def get(self, pkg_id, default=None):
-        return self._data.get(pkg_id, default)
+        return self._pkgs.get(pkg_id, default)
 
     def __contains__(self, pkg_id):
-        return pkg_id in self._data
+        return pkg_id in self._pkgs
 
     def __setitem__(self, pkg_id, pkg_data):
-        self._data[pkg_id] = pkg_data
+        self._pkgs[pkg_id] = pkg_data
+        self._p_changed = True
 
     def __delitem__(self, pkg_id):
-        del self._data[pkg_id]
+        del self._pkgs[pkg_id]
+        self._p_changed = True
 
     def keys(self):
-        return self._data.keys()
+        return list(self._pkgs)
 
     def __iter__(self):
-        return iter(self._data)
+        return iter(list(self._pkgs))
 
     def values(self):
-        return self._data.values()
+        return list(self._pkgs.values())
 
     def items(self):
-        return self._data.items()
+        return list(self._pkgs.items())
 
     def __len__(self):
-        return len(self._data)
+        return len(self._pkgs)
+
+    def _p_resolveConflict(self, old, committed, new):
+        if committed.get('_removed') or new.get('_removed'):
+            raise ConflictError('session removed while in use')
+        result = dict(committed)
+        for name in set(old) | set(committed) | set(new):
+            if name in ('_last', '_pkgs'):
+                continue
+            o = old.get(name, _MISSING)
+            c = committed.get(name, _MISSING)
+            n = new.get(name, _MISSING)
+            if n == o or n == c:
+                continue
+            if c != o:
+                raise ConflictError('both changed %r' % (name,))
+            if n is _MISSING:
+                del result[name]
+            else:
+                result[name] = n
+        result['_last'] = max(committed.get('_last', 0), new.get('_last', 0))
+        result['_pkgs'] = _mergeRefs(old.get('_pkgs', {}),
+                                     committed.get('_pkgs', {}),
+                                     new.get('_pkgs', {}))
+        return result
+
+
+def _digest(client_id):
+    # Sessions are stored under a 16 byte digest of the client id: a third
+    # of the bytes of the 54 character id in every bucket written, and the
+    # ids themselves never sit in the database.
+    return hashlib.blake2b(client_id.encode('utf-8', 'surrogatepass'),
+                           digest_size=16).digest()
+
+
+_EPOCH = struct.Struct('>Q')
+
+
+class _SessionTree(OOBTree):
+    """Digest -> `SessionData`.
+
+    Small buckets and nodes: a new session rewrites one bucket (and, at a
+    split, one node), so their size is what a new session costs in bytes.
+    """
+
+    max_leaf_size = 16
+    max_internal_size = 16
+
+
+class _ExpiryIndex(OOTreeSet):
+    """Entries: expiry step (8 bytes, big-endian) + digest.  See
+    `_SessionTree` for the sizes."""
+
+    max_leaf_size = 16
+    max_internal_size = 16
+
+
+class _Setting(FieldProperty):
+    """A validated setting whose refusal names the setting."""
+
+    def __init__(self, field):
+        super().__init__(field)
+        self._setting = field.__name__
+
+    def __set__(self, inst, value):
+        try:
+            super().__set__(inst, value)
+        except ValidationError as error:
+            raise InvalidSettingError(
+                self._setting, value, error.doc()) from error
+
+
+_SETTINGS = IExpiringSessionDataContainer
 
 
 @implementer(IExpiringSessionDataContainer)
@@ -338,47 +469,102 @@ class PersistentSessionDataContainer(zope.location.Location,
                                      persistent.Persistent):
     """See `IExpiringSessionDataContainer`: sessions stored in the ZODB.
 
-    Sessions live in an OOBTree keyed by client id; their number in a
-    `BTrees.Length.Length`.
+    Sessions live in an OOBTree keyed by a digest of the client id; their
+    number in a `BTrees.Length.Length`; an `OOTreeSet` indexes them by the
+    step of time in which they would expire (then by digest, which spreads
+    concurrent inserts over the buckets of that step).  Requests add to the
+    index only when they create a session: recording an access writes the
+    session's record and nothing else.  The cleaner drops the entries it
+    visits and re-indexes the sessions that turn out to be alive.
     """
 
-    timeout = FieldProperty(IExpiringSessionDataContainer['timeout'])
-    resolution = FieldProperty(IExpiringSessionDataContainer['resolution'])
+    timeout = _Setting(_SETTINGS['timeout'])
+    resolution = _Setting(_SETTINGS['resolution'])
+    max_lifetime = _Setting(_SETTINGS['max_lifetime'])
+    target_number = _Setting(_SETTINGS['target_number'])
+    max_number = _Setting(_SETTINGS['max_number'])
+    cleanup_period = _Setting(_SETTINGS['cleanup_period'])
+    cleanup_batch = _Setting(_SETTINGS['cleanup_batch'])
+
+    #: Seconds of one step of the expiry index.
+    index_step = 60
+    #: Seconds after expiry before the cleaner removes a session, so that
+    #: a request that read it just in time finishes first.
+    grace = 60
+
+    _v_cleaner = None
 
     def __init__(self):
-        self._sessions = OOBTree()
+        self._sessions = _SessionTree()
+        self._index = _ExpiryIndex()
         self._count = Length()
+        self._lease = Lease()
+
+    # -- time ---------------------------------------------------------------
 
     def now(self):
         """See `IExpiringSessionDataContainer`."""
         return currentTime()
 
-    def _effectiveResolution(self):
-        # A resolution that is large next to the timeout would let a
-        # session in constant use expire: keep it to an eighth of the
-        # timeout at most.
+    def effectiveResolution(self):
+        """See `IExpiringSessionDataContainer`."""
         if self.timeout and self.resolution:
             return min(self.resolution, self.timeout / 8)
         return self.resolution
 
+    def expiresAt(self, session_data):
+        """See `IExpiringSessionDataContainer`."""
+        due = None
+        if self.timeout:
+            due = session_data.getLastAccessTime() + self.timeout
+        if self.max_lifetime:
+            end = session_data.created + self.max_lifetime
+            due = end if due is None else min(due, end)
+        return due
+
     def isExpired(self, session_data, now=None):
         """See `IExpiringSessionDataContainer`."""
-        if not self.timeout:
+        due = self.expiresAt(session_data)
+        if due is None:
             return False
-        if now is None:
-            now = self.now()
-        return session_data.getLastAccessTime() + self.timeout < now
+        return due < (self.now() if now is None else now)
+
+    def _expiryReason(self, session_data, now):
+        if (self.max_lifetime
+                and session_data.created + self.max_lifetime < now):
+            return LIFETIME
+        return TIMEOUT
+
+    def _indexEntry(self, session_data, key):
+        due = self.expiresAt(session_data)
+        if due is None:
+            # Nothing expires: order by last access, for eviction.
+            due = session_data.getLastAccessTime()
+        return _EPOCH.pack(int(due) // self.index_step) + key
+
+    def _startCleaner(self):
+        if self._v_cleaner is None:
+            self._v_cleaner = cleanerFor(self) or False
+
+    # -- mapping --------------------------------------------------------------
 
     def __getitem__(self, client_id):
         """See `ISessionDataContainer`."""
-        session_data = self._sessions[client_id]
-        if not self.timeout:
+        self._startCleaner()
+        key = _digest(client_id)
+        session_data = self._sessions.get(key)
+        if session_data is None:
+            raise KeyError(client_id)
+        if not (self.timeout or self.max_lifetime):
             return session_data
         now = self.now()
         if self.isExpired(session_data, now):
             raise KeyError(client_id)
-        last = session_data.getLastAccessTime()
-        if last + self._effectiveResolution() < now:
+        if (self.timeout and session_data.getLastAccessTime()
+                + self.effectiveResolution() < now):
+            # Only the session's own record is written.  Its index entry
+            # still says when it would have expired without this access;
+            # the cleaner, finding it then, re-indexes it.
             session_data.setLastAccessTime(int(now))
         return session_data
 
@@ -391,27 +577,66 @@ class PersistentSessionDataContainer(zope.location.Location,
 
     def __contains__(self, client_id):
         """See `ISessionDataContainer`: stored and not expired."""
-        session_data = self._sessions.get(client_id)
+        session_data = self._sessions.get(_digest(client_id))
         return (session_data is not None
                 and not self.isExpired(session_data))
 
     def __setitem__(self, client_id, session_data):
         """See `ISessionDataContainer`."""
+        self._startCleaner()
+        key = _digest(client_id)
         now = int(self.now())
+        sessions = self._sessions
+        previous = sessions.get(key)
+        if previous is None:
+            self._checkLimit()
+            self._count.change(1)
+        elif previous is not session_data:
+            reason = (self._expiryReason(previous, now)
+                      if self.isExpired(previous, now) else INVALIDATED)
+            self._dropped(previous, reason, client_id)
         if not session_data.created:
             session_data.created = now
         session_data.setLastAccessTime(now)
-        # insert() adds a new key and reports it; an existing (typically
-        # expired) session under the same id is replaced without counting.
-        if self._sessions.insert(client_id, session_data):
-            self._count.change(1)
-        else:
-            self._sessions[client_id] = session_data
+        sessions[key] = session_data
+        self._index.insert(self._indexEntry(session_data, key))
+        if previous is not session_data:
+            zope.event.notify(
+                SessionCreatedEvent(self, session_data, client_id))
+
+    def _checkLimit(self):
+        limit = self.max_number
+        if limit and len(self) >= limit:
+            zope.event.notify(SessionLimitReachedEvent(self, limit))
+            if len(self) >= limit:
+                raise SessionLimitError(limit)
+
+    def _dropped(self, session_data, reason, client_id=None, guard=False):
+        # Written, so that a request touching it concurrently conflicts.
+        session_data._removed = True
+        event = SessionRemovedEvent(self, session_data, reason, client_id)
+        if not guard:
+            zope.event.notify(event)
+            return
+        # Out of band, a failing handler must not stop the cleanup.
+        try:
+            zope.event.notify(event)
+        except Exception:
+            logger.exception('a session removal event handler failed')
+
+    def _remove(self, key, session_data, reason, client_id=None,
+                guard=False):
+        del self._sessions[key]
+        self._count.change(-1)
+        self._dropped(session_data, reason, client_id, guard)
 
     def __delitem__(self, client_id):
         """See `IExpiringSessionDataContainer`."""
-        del self._sessions[client_id]
-        self._count.change(-1)
+        key = _digest(client_id)
+        session_data = self._sessions.get(key)
+        if session_data is None:
+            raise KeyError(client_id)
+        self._remove(key, session_data, INVALIDATED, client_id)
 
     def __len__(self):
         """See `IExpiringSessionDataContainer`."""
@@ -419,37 +644,144 @@ class PersistentSessionDataContainer(zope.location.Location,
 
     def moveSession(self, old_client_id, new_client_id):
         """See `IExpiringSessionDataContainer`."""
+        now = self.now()
         sessions = self._sessions
-        moving = sessions.get(old_client_id)
+        old_key = _digest(old_client_id)
+        moving = sessions.get(old_key)
         if moving is not None:
-            del self[old_client_id]
-            if self.isExpired(moving):
+            if self.isExpired(moving, now):
+                self._remove(old_key, moving,
+                             self._expiryReason(moving, now), old_client_id)
                 moving = None
-        present = self.get(new_client_id)
-        if present is not None:
-            return present
-        if moving is not None:
-            # Keep the session's times: moving it is not an access.
-            if sessions.insert(new_client_id, moving):
-                self._count.change(1)
             else:
-                sessions[new_client_id] = moving
+                del sessions[old_key]
+                self._count.change(-1)
+        new_key = _digest(new_client_id)
+        present = sessions.get(new_key)
+        if present is not None and not self.isExpired(present, now):
+            if moving is not None:
+                self._dropped(moving, INVALIDATED, old_client_id)
+            return present
+        if moving is None:
+            return None
+        if present is None:
+            self._count.change(1)
+        else:
+            self._dropped(present, self._expiryReason(present, now),
+                          new_client_id)
+        sessions[new_key] = moving
+        self._index.insert(self._indexEntry(moving, new_key))
         return moving
 
-    def sweep(self):
+    # -- cleanup --------------------------------------------------------------
+
+    def _cutoff(self, now, grace):
+        # Index entries before this one are due before now - grace: with a
+        # grace, whole steps only, so that a round never revisits (and
+        # rewrites) entries of the current step.
+        if grace:
+            return _EPOCH.pack(int(now - grace) // self.index_step)
+        return _EPOCH.pack(int(now) // self.index_step + 1)
+
+    def hasCleanupWork(self):
+        """See `IExpiringSessionDataContainer`."""
+        if self.target_number and len(self) > self.target_number:
+            return True
+        if not (self.timeout or self.max_lifetime):
+            return False
+        try:
+            first = self._index.minKey()
+        except ValueError:
+            return False
+        return first < self._cutoff(self.now(), self.grace)
+
+    def cleanup(self, limit=None, grace=None, log_damaged=None):
         """See `IExpiringSessionDataContainer`.
 
-        Visits every stored session.
+        *grace* defaults to the class's `grace`; *log_damaged* is called
+        with the digest and the error of a record that cannot be read (it
+        is skipped, and its index entry dropped).  A failing
+        `ISessionRemovedEvent` handler is logged and does not stop it.
         """
-        if not self.timeout:
-            return 0
         now = self.now()
-        expired = [client_id
-                   for client_id, session_data in self._sessions.items()
-                   if self.isExpired(session_data, now)]
-        for client_id in expired:
-            del self[client_id]
-        return len(expired)
+        limit = limit or self.cleanup_batch
+        grace = self.grace if grace is None else grace
+        # Visiting outdated entries costs too: bound them as well.
+        budget = 10 * limit
+        result = CleanupResult()
+        index = self._index
+        entries = []
+        if self.timeout or self.max_lifetime:
+            entries = list(itertools.islice(
+                index.keys(max=self._cutoff(now, grace), excludemax=True),
+                budget))
+            result.more = len(entries) == budget
+        for entry in entries:
+            if result.removed() >= limit:
+                result.more = True
+                return result
+            budget -= 1
+            index.remove(entry)
+            key = entry[_EPOCH.size:]
+            self._visit(key, now, grace, result, log_damaged)
+        target = self.target_number
+        while target and len(self) > target:
+            if result.removed() >= limit or budget <= 0:
+                result.more = True
+                break
+            budget -= 1
+            try:
+                entry = index.minKey()
+            except ValueError:
+                break
+            index.remove(entry)
+            key = entry[_EPOCH.size:]
+            session_data = self._sessions.get(key)
+            if session_data is None:
+                result.stale += 1
+                continue
+            current = self._indexEntry(session_data, key)
+            if current != entry:
+                index.insert(current)
+                result.stale += 1
+                continue
+            self._remove(key, session_data, EVICTED, guard=True)
+            result.evicted += 1
+        return result
+
+    def _visit(self, key, now, grace, result, log_damaged):
+        session_data = self._sessions.get(key)
+        if session_data is None:
+            result.stale += 1
+            return
+        try:
+            due = self.expiresAt(session_data)
+            if due is not None and due + grace < now:
+                reason = self._expiryReason(session_data, now)
+                self._remove(key, session_data, reason, guard=True)
+                setattr(result, reason, getattr(result, reason) + 1)
+                return
+            self._index.insert(self._indexEntry(session_data, key))
+            result.stale += 1
+        except ConflictError:
+            raise
+        except Exception as error:
+            # A record that cannot be read (its class is gone, say):
+            # leave it, drop its entry so it is not visited again, go on.
+            if log_damaged is None:
+                logger.error('skipping damaged session record %s: %r',
+                             key.hex(), error)
+            else:
+                log_damaged(key, error)
+
+    def sweep(self):
+        """See `IExpiringSessionDataContainer`."""
+        removed = 0
+        while True:
+            result = self.cleanup(grace=0)
+            removed += result.removed()
+            if not result.more:
+                return removed
 
 
 class _RAMStore:
@@ -495,14 +827,14 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
     `PersistentSessionDataContainer`, for a cluster.
     """
 
-    resolution = FieldProperty(IExpiringSessionDataContainer['resolution'])
+    resolution = _Setting(_SETTINGS["resolution"])
 
     def __init__(self):
         self.resolution = 5 * 60
         # Names this container's data in the in-memory database.
         self.key = secrets.token_hex(16)
 
-    def _root(self):
+    def _ramRoot(self):
         jar = self._p_jar
         manager = (transaction.manager if jar is None
                    else jar.transaction_manager)
@@ -510,17 +842,27 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
         data = root.get(self.key)
         if data is None:
             data = root[self.key] = OOBTree()
-            data['sessions'] = OOBTree()
+            data['sessions'] = _SessionTree()
             data['count'] = Length()
+            data['index'] = _ExpiryIndex()
+            data['lease'] = Lease()
         return data
 
     @property
     def _sessions(self):
-        return self._root()['sessions']
+        return self._ramRoot()['sessions']
 
     @property
     def _count(self):
-        return self._root()['count']
+        return self._ramRoot()['count']
+
+    @property
+    def _index(self):
+        return self._ramRoot()['index']
+
+    @property
+    def _lease(self):
+        return self._ramRoot()['lease']
 
     def sweep(self):
         """See `IExpiringSessionDataContainer`.

@@ -13,6 +13,7 @@ from zope.interface import implementer
 from zope.publisher.browser import BrowserRequest
 from zope.publisher.http import HTTPRequest
 
+from zope_sessionx import cleanup
 from zope_sessionx.interfaces import IClock
 
 
@@ -61,8 +62,13 @@ def nextRequest(previous, namespace, **kw):
 
 
 def setUpComponents(test=None):
-    """Start with a clean component registry (unittest and doctest)."""
+    """Start with a clean component registry (unittest and doctest).
+
+    Containers do not start cleaner threads: tests run cleanup rounds
+    themselves, under a fake clock.
+    """
     zope.component.testing.setUp(test)
+    cleanup.setAutostart(False)
 
 
 def tearDownComponents(test=None):

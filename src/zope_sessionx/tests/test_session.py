@@ -4,7 +4,6 @@ import transaction
 import zope.component
 from zope.interface.verify import verifyClass
 from zope.interface.verify import verifyObject
-from zope.schema.interfaces import TooSmall
 
 from zope_sessionx.interfaces import IClientId
 from zope_sessionx.interfaces import IClientIdManager
@@ -30,24 +29,6 @@ class _ComponentsTestCase(unittest.TestCase):
 
     def tearDown(self):
         tearDownComponents()
-
-
-class CurrentTimeTests(_ComponentsTestCase):
-
-    def _callFUT(self):
-        from zope_sessionx.session import currentTime
-        return currentTime()
-
-    def test_uses_registered_clock(self):
-        self.assertEqual(self._callFUT(), EPOCH)
-        self.clock.advance(5)
-        self.assertEqual(self._callFUT(), EPOCH + 5)
-
-    def test_wo_clock_uses_time_time_at_call_time(self):
-        from unittest import mock
-        zope.component.getGlobalSiteManager().unregisterUtility(self.clock)
-        with mock.patch('time.time', return_value=42.5):
-            self.assertEqual(self._callFUT(), 42.5)
 
 
 class SessionPkgDataTests(unittest.TestCase):
@@ -147,11 +128,24 @@ class ContainerTestsMixin:
         self.assertEqual(sdc.resolution, self.default_resolution)
         self.assertEqual(len(sdc), 0)
 
-    def test_negative_settings_refused(self):
+    def test_bad_settings_refused_naming_the_setting(self):
+        from zope_sessionx.interfaces import InvalidSettingError
         sdc = self._makeOne()
-        self.assertRaises(TooSmall, setattr, sdc, 'timeout', -1)
-        self.assertRaises(TooSmall, setattr, sdc, 'resolution', -1)
-        self.assertEqual(sdc.timeout, 3600)
+        for name in ('timeout', 'resolution', 'max_lifetime',
+                     'target_number', 'max_number', 'cleanup_period',
+                     'cleanup_batch'):
+            before = getattr(sdc, name)
+            for bad in (-1, 1.5, '10', None):
+                with self.assertRaises(InvalidSettingError) as caught:
+                    setattr(sdc, name, bad)
+                self.assertEqual(caught.exception.setting, name)
+                self.assertEqual(caught.exception.value, bad)
+                self.assertTrue(str(caught.exception).startswith(
+                    '{}={!r} refused: '.format(name, bad)))
+                self.assertIsInstance(caught.exception, ValueError)
+            self.assertEqual(getattr(sdc, name), before)
+        with self.assertRaises(InvalidSettingError):
+            sdc.cleanup_period = 0
 
     def test_now_follows_clock(self):
         sdc = self._makeOne()
@@ -256,6 +250,22 @@ class ContainerTestsMixin:
         self.assertEqual(len(sdc), 0)
         self.assertRaises(KeyError, sdc.__delitem__, 'client')
 
+    def test_sweep_ignores_grace_and_steps(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        sdc['client'] = self._makeData()
+        self.clock.advance(61)
+        self.assertEqual(sdc.sweep(), 1)
+
+    def test_sweep_in_several_batches(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        sdc.cleanup_batch = 2
+        for n in range(5):
+            sdc['client%d' % n] = self._makeData()
+        self.clock.advance(61)
+        self.assertEqual(sdc.sweep(), 5)
+
     def test_sweep_removes_expired_only(self):
         sdc = self._makeOne()
         sdc.timeout = 60
@@ -306,6 +316,262 @@ class ContainerTestsMixin:
         self.assertEqual(len(sdc), 0)
         self.assertIsNone(sdc.moveSession('nobody', 'new'))
         self.assertNotIn('new', sdc)
+
+    def test_expiresAt_and_effectiveResolution(self):
+        sdc = self._makeOne()
+        data = sdc['client'] = self._makeData()
+        self.assertEqual(sdc.effectiveResolution(),
+                         min(self.default_resolution, 450))
+        self.assertEqual(sdc.expiresAt(data), EPOCH + 3600)
+        sdc.max_lifetime = 600
+        self.assertEqual(sdc.expiresAt(data), EPOCH + 600)
+        sdc.timeout = 0
+        self.assertEqual(sdc.effectiveResolution(), sdc.resolution)
+        self.assertEqual(sdc.expiresAt(data), EPOCH + 600)
+        sdc.max_lifetime = 0
+        self.assertIsNone(sdc.expiresAt(data))
+
+    def test_max_lifetime_ends_a_session_in_use(self):
+        sdc = self._makeOne()
+        sdc.timeout = 600
+        sdc.max_lifetime = 1000
+        sdc['client'] = self._makeData()
+        for _ in range(10):
+            self.clock.advance(100)
+            sdc['client']
+        self.assertIn('client', sdc)
+        self.clock.advance(1)
+        self.assertNotIn('client', sdc)
+        self.assertRaises(KeyError, sdc.__getitem__, 'client')
+
+    def test_max_lifetime_without_timeout(self):
+        sdc = self._makeOne()
+        sdc.timeout = 0
+        sdc.max_lifetime = 100
+        data = sdc['client'] = self._makeData()
+        self.clock.advance(100)
+        self.assertIs(sdc['client'], data)
+        self.clock.advance(1)
+        self.assertNotIn('client', sdc)
+
+    def test_max_number_refuses_one_more(self):
+        from zope_sessionx.interfaces import SessionError
+        from zope_sessionx.interfaces import SessionLimitError
+        sdc = self._makeOne()
+        sdc.max_number = 2
+        first = sdc['a'] = self._makeData()
+        sdc['b'] = self._makeData()
+        with self.assertRaises(SessionLimitError) as caught:
+            sdc['c'] = self._makeData()
+        self.assertEqual(caught.exception.limit, 2)
+        self.assertIn('limit of 2 sessions', str(caught.exception))
+        self.assertIsInstance(caught.exception, SessionError)
+        self.assertNotIn('c', sdc)
+        self.assertIs(sdc['a'], first)
+        self.assertEqual(len(sdc), 2)
+        # Replacing a client's session is not one more.
+        sdc['a'] = self._makeData()
+        self.assertEqual(len(sdc), 2)
+
+    def test_limit_handler_may_make_room(self):
+        from zope_sessionx.interfaces import ISessionLimitReachedEvent
+        sdc = self._makeOne()
+        sdc.max_number = 1
+        sdc['old'] = self._makeData()
+        seen = []
+
+        def makeRoom(event):
+            seen.append((event.container, event.limit))
+            del event.container['old']
+
+        zope.component.provideHandler(
+            makeRoom, (ISessionLimitReachedEvent,))
+        sdc['new'] = self._makeData()
+        self.assertEqual(seen, [(sdc, 1)])
+        self.assertIn('new', sdc)
+        self.assertNotIn('old', sdc)
+
+    def test_events_in_the_transaction_that_changes(self):
+        from zope_sessionx.interfaces import ISessionCreatedEvent
+        from zope_sessionx.interfaces import ISessionRemovedEvent
+        events = []
+        zope.component.provideHandler(
+            events.append, (ISessionCreatedEvent,))
+        zope.component.provideHandler(
+            events.append, (ISessionRemovedEvent,))
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        old = sdc['client'] = self._makeData()
+        self.clock.advance(61)
+        new = sdc['client'] = self._makeData()
+        del sdc['client']
+        self.assertEqual(
+            [(type(e).__name__, e.session_data, getattr(e, 'reason', None),
+              e.client_id, e.container) for e in events],
+            [('SessionCreatedEvent', old, None, 'client', sdc),
+             ('SessionRemovedEvent', old, 'timeout', 'client', sdc),
+             ('SessionCreatedEvent', new, None, 'client', sdc),
+             ('SessionRemovedEvent', new, 'invalidated', 'client', sdc)])
+
+    def test_replacing_live_session_reports_invalidated(self):
+        from zope_sessionx.interfaces import ISessionRemovedEvent
+        events = []
+        zope.component.provideHandler(
+            events.append, (ISessionRemovedEvent,))
+        sdc = self._makeOne()
+        sdc['client'] = self._makeData()
+        sdc['client'] = self._makeData()
+        self.assertEqual([e.reason for e in events], ['invalidated'])
+
+    def test_cleanup_removes_expired_after_grace(self):
+        sdc = self._makeOne()
+        sdc.timeout = 600
+        sdc['old'] = self._makeData()
+        self.clock.advance(300)
+        sdc['young'] = self._makeData()
+        self.assertFalse(sdc.hasCleanupWork())
+        self.clock.advance(301)
+        # Expired, refused on read, but within the grace: left for now.
+        self.assertNotIn('old', sdc)
+        self.assertFalse(sdc.hasCleanupWork())
+        self.assertEqual(sdc.cleanup().removed(), 0)
+        self.clock.advance(sdc.grace + sdc.index_step)
+        self.assertTrue(sdc.hasCleanupWork())
+        result = sdc.cleanup()
+        self.assertEqual((result.timeout, result.lifetime, result.more),
+                         (1, 0, False))
+        self.assertEqual(len(sdc), 1)
+        self.assertIn('young', sdc)
+        self.assertFalse(sdc.hasCleanupWork())
+
+    def test_cleanup_reindexes_sessions_in_use(self):
+        sdc = self._makeOne()
+        sdc.timeout = 600
+        sdc.resolution = 60
+        sdc['busy'] = self._makeData()
+        for _ in range(10):
+            self.clock.advance(61)
+            sdc['busy']
+        self.clock.advance(sdc.grace + sdc.index_step)
+        self.assertTrue(sdc.hasCleanupWork())
+        result = sdc.cleanup()
+        self.assertEqual((result.removed(), result.stale), (0, 1))
+        self.assertFalse(sdc.hasCleanupWork())
+        self.assertIn('busy', sdc)
+        # Left alone, it expires and goes at its new time.
+        self.clock.advance(600 + sdc.grace + sdc.index_step)
+        self.assertEqual(sdc.cleanup().timeout, 1)
+        self.assertEqual(len(sdc), 0)
+
+    def test_cleanup_of_lifetime_reports_reason(self):
+        from zope_sessionx.interfaces import ISessionRemovedEvent
+        events = []
+        zope.component.provideHandler(
+            events.append, (ISessionRemovedEvent,))
+        sdc = self._makeOne()
+        sdc.max_lifetime = 100
+        sdc['client'] = self._makeData()
+        self.clock.advance(100 + sdc.grace + sdc.index_step)
+        result = sdc.cleanup()
+        self.assertEqual((result.lifetime, result.timeout), (1, 0))
+        self.assertEqual([(e.reason, e.client_id) for e in events],
+                         [('lifetime', None)])
+
+    def test_cleanup_drops_entries_of_removed_sessions(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        sdc['client'] = self._makeData()
+        del sdc['client']
+        self.clock.advance(60 + sdc.grace + sdc.index_step)
+        result = sdc.cleanup()
+        self.assertEqual((result.removed(), result.stale), (0, 1))
+        self.assertFalse(sdc.hasCleanupWork())
+
+    def test_cleanup_in_batches(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        for n in range(7):
+            sdc['client%d' % n] = self._makeData()
+        self.clock.advance(60 + sdc.grace + sdc.index_step)
+        results = [sdc.cleanup(limit=3) for _ in range(3)]
+        self.assertEqual([(r.timeout, r.more) for r in results],
+                         [(3, True), (3, True), (1, False)])
+        self.assertEqual(len(sdc), 0)
+
+    def test_cleanup_bounds_visits_of_outdated_entries(self):
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        for n in range(25):
+            sdc['client%d' % n] = self._makeData()
+            del sdc['client%d' % n]
+        self.clock.advance(60 + sdc.grace + sdc.index_step)
+        first = sdc.cleanup(limit=2)
+        self.assertEqual((first.stale, first.more), (20, True))
+        second = sdc.cleanup(limit=2)
+        self.assertEqual((second.stale, second.more), (5, False))
+
+    def test_cleanup_failing_removal_handler_does_not_stop_it(self):
+        from zope_sessionx.interfaces import ISessionRemovedEvent
+
+        def failing(event):
+            raise RuntimeError('handler bug')
+
+        zope.component.provideHandler(failing, (ISessionRemovedEvent,))
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        sdc['a'] = self._makeData()
+        sdc['b'] = self._makeData()
+        self.clock.advance(60 + sdc.grace + sdc.index_step)
+        with self.assertLogs('zope_sessionx.session', 'ERROR') as logs:
+            self.assertEqual(sdc.cleanup().timeout, 2)
+        self.assertEqual(len(logs.records), 2)
+        self.assertEqual(len(sdc), 0)
+        # In a request, the same handler's error is the request's.
+        sdc['c'] = self._makeData()
+        self.assertRaises(RuntimeError, sdc.__delitem__, 'c')
+
+    def test_target_number_evicts_least_recently_used(self):
+        sdc = self._makeOne()
+        sdc.timeout = 600
+        sdc.resolution = 10
+        sdc.target_number = 2
+        for name in ('a', 'b', 'c', 'd'):
+            sdc[name] = self._makeData()
+            self.clock.advance(60)
+        sdc['a']  # used again: no longer the least recently used
+        self.assertTrue(sdc.hasCleanupWork())
+        result = sdc.cleanup()
+        self.assertEqual(result.evicted, 2)
+        self.assertEqual(len(sdc), 2)
+        self.assertEqual([n for n in 'abcd' if n in sdc], ['a', 'd'])
+        self.assertFalse(sdc.hasCleanupWork())
+
+    def test_target_number_in_batches_and_without_timeout(self):
+        sdc = self._makeOne()
+        sdc.timeout = 0
+        sdc.target_number = 1
+        # Eviction follows the index: least recently used first, to the
+        # index's step.
+        for n in range(4):
+            sdc['client%d' % n] = self._makeData()
+            self.clock.advance(sdc.index_step)
+        first = sdc.cleanup(limit=1)
+        self.assertEqual((first.evicted, first.more), (1, True))
+        self.assertEqual(sdc.cleanup().evicted, 2)
+        self.assertEqual([n for n in range(4) if 'client%d' % n in sdc], [3])
+
+    def test_target_number_wo_index_entries(self):
+        sdc = self._makeOne()
+        sdc.target_number = 1
+        sdc['a'] = self._makeData()
+        sdc['b'] = self._makeData()
+        # Drain the index: nothing is left to evict by.
+        sdc.timeout = 0
+        while sdc._index:
+            sdc._index.remove(sdc._index.minKey())
+        result = sdc.cleanup()
+        self.assertEqual(result.evicted, 0)
+        self.assertFalse(result.more)
 
     def test_timeout_change_keeps_sessions(self):
         sdc = self._makeOne()
@@ -569,7 +835,7 @@ class _Picky:
         raise TypeError('_Picky objects cannot be pickled')
 
 
-class ConcurrencyTests(_ComponentsTestCase):
+class _TwoRequestsTestCase(_ComponentsTestCase):
     """Two requests at once: two transaction managers on one FileStorage.
 
     Each request goes through the real `Session` adapter, with its
@@ -621,6 +887,9 @@ class ConcurrencyTests(_ComponentsTestCase):
     def _read(self, client_id):
         manager, conn = self._open()
         return dict(self._session(conn, client_id)['products.foo'])
+
+
+class ConcurrencyTests(_TwoRequestsTestCase):
 
     def test_concurrent_reads_across_resolution_boundary_commit(self):
         client_id = self._createClient(color='red')
@@ -901,3 +1170,94 @@ class SessionLifecycleTests(_ComponentsTestCase):
         self.assertEqual(len(self.sdc), 1)
         self.assertIn(following.response.getCookie('sid')['value'],
                       self.sdc)
+
+
+class SessionDataConflictTests(_TwoRequestsTestCase):
+    """What concurrent requests (and the cleaner) do to one session."""
+
+    def test_new_packages_and_access_time_merge(self):
+        client_id = self._createClient(color='red')
+        self.clock.advance(451)
+        tm1, conn1 = self._open()
+        tm2, conn2 = self._open()
+        self._session(conn1, client_id)['products.bar']['x'] = 1
+        self._session(conn2, client_id)['products.baz']['y'] = 2
+        tm1.commit()
+        tm2.commit()
+        tm3, conn3 = self._open()
+        data = conn3.root()['sdc'][client_id]
+        self.assertEqual(sorted(data.keys()),
+                         ['products.bar', 'products.baz', 'products.foo'])
+        self.assertEqual(data.getLastAccessTime(), EPOCH + 451)
+
+    def test_same_new_package_conflicts(self):
+        from ZODB.POSException import ConflictError
+        client_id = self._createClient(color='red')
+        tm1, conn1 = self._open()
+        tm2, conn2 = self._open()
+        self._session(conn1, client_id)['products.bar']['x'] = 1
+        self._session(conn2, client_id)['products.bar']['x'] = 2
+        tm1.commit()
+        self.assertRaises(ConflictError, tm2.commit)
+
+    def test_removal_and_use_never_both_commit(self):
+        from ZODB.POSException import ConflictError
+        client_id = self._createClient(color='red')
+        self.clock.advance(451)
+        for remover_first in (True, False):
+            if not remover_first:
+                client_id = self._createClient(color='blue')
+                self.clock.advance(451)
+            tm1, conn1 = self._open()
+            tm2, conn2 = self._open()
+            # One request uses the session (recording the access) ...
+            self._session(conn1, client_id)['products.foo']
+            # ... while another removes it.
+            del conn2.root()['sdc'][client_id]
+            first, second = (tm2, tm1) if remover_first else (tm1, tm2)
+            first.commit()
+            self.assertRaises(ConflictError, second.commit)
+
+    def test_resolver_merges_references_by_oid(self):
+        from ZODB.ConflictResolution import PersistentReference
+
+        from zope_sessionx.session import SessionData
+
+        def ref(oid):
+            return PersistentReference((oid, 'SessionPkgData'))
+
+        old = {'created': 1, '_last': 5, '_pkgs': {'a': ref(b'1')}}
+        committed = {'created': 1, '_last': 7,
+                     '_pkgs': {'a': ref(b'1'), 'b': ref(b'2')}}
+        new = {'created': 1, '_last': 6, '_pkgs': {'c': ref(b'3')},
+               'extra': 'x'}
+        result = SessionData()._p_resolveConflict(old, committed, new)
+        self.assertEqual(result['_last'], 7)
+        self.assertEqual(result['extra'], 'x')
+        self.assertEqual(sorted((k, v.oid) for k, v in
+                                result['_pkgs'].items()),
+                         [('b', b'2'), ('c', b'3')])
+
+    def test_resolver_refuses(self):
+        from ZODB.ConflictResolution import PersistentReference
+        from ZODB.POSException import ConflictError
+
+        from zope_sessionx.session import SessionData
+
+        def ref(oid):
+            return PersistentReference((oid, 'SessionPkgData'))
+
+        resolve = SessionData()._p_resolveConflict
+        base = {'created': 1, '_last': 5, '_pkgs': {}}
+        cases = [
+            (base, dict(base, _removed=True), base),
+            (base, base, dict(base, _removed=True)),
+            (base, dict(base, created=2), dict(base, created=3)),
+            (base, dict(base, _pkgs={'a': ref(b'1')}),
+             dict(base, _pkgs={'a': ref(b'2')})),
+        ]
+        for old, committed, new in cases:
+            self.assertRaises(ConflictError, resolve, old, committed, new)
+        # Removing an attribute on one side only is kept.
+        result = resolve(dict(base, extra=1), dict(base, extra=1), base)
+        self.assertNotIn('extra', result)
