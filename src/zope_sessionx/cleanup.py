@@ -32,6 +32,7 @@ __all__ = [
     'cleanerFor',
     'setAutostart',
     'stopAll',
+    'storedOpener',
 ]
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,6 @@ class Cleaner:
         self._sleep = sleep
         self._stopping = threading.Event()
         self._thread = None
-        self._damaged = set()
 
     def round(self):
         """Run one cleanup round; return its `CleanupRoundEvent`.
@@ -140,7 +140,7 @@ class Cleaner:
                                      container.cleanup_period):
                     tm.abort()
                     return None
-                result = container.cleanup(log_damaged=self._logDamaged)
+                result = container.cleanup()
                 tm.commit()
             except ConflictError:
                 tm.abort()
@@ -156,12 +156,6 @@ class Cleaner:
         logger.warning('cleanup gave up after %d conflicts; next round '
                        'tries again', self.max_attempts)
         return None
-
-    def _logDamaged(self, key, error):
-        if key not in self._damaged:
-            self._damaged.add(key)
-            logger.error('skipping damaged session record %s: %r',
-                         key.hex(), error)
 
     def _notify(self, stats):
         try:
@@ -179,19 +173,22 @@ class Cleaner:
 
     def _run(self):
         while not self._stopping.is_set():
-            period = 10
             try:
                 self.round()
-                tm = self.transaction_manager
-                tm.begin()
-                period = self._open(tm).cleanup_period
-                tm.abort()
             except Exception:
-                # The database may have been closed under us: stop then.
                 logger.exception('cleanup round failed')
                 if self._closed():
+                    # The database was closed under us (or the container
+                    # is gone): nothing left to clean.
                     return
-            self._stopping.wait(period)
+            self._stopping.wait(self._period())
+
+    def _period(self):
+        tm = self.transaction_manager
+        tm.begin()
+        period = self._open(tm).cleanup_period
+        tm.abort()
+        return period
 
     def _closed(self):
         try:
@@ -213,7 +210,12 @@ class Cleaner:
         return self._thread is not None and self._thread.is_alive()
 
 
-def _openStored(db, oid):
+def storedOpener(db, oid):
+    """Return an opener for `Cleaner`: the object *oid* of *db*.
+
+    Opens one connection per transaction manager, kept for the cleaner's
+    life.
+    """
     connections = {}
 
     def open_container(tm):
@@ -254,7 +256,7 @@ def cleanerFor(container, start=None):
     if jar is not None:
         db = jar.db()
         key = (id(db), container._p_oid)
-        opener = _openStored(db, container._p_oid)
+        opener = storedOpener(db, container._p_oid)
         manager = None
     elif getattr(container, '_ramRoot', None) is not None:
         key = id(container)

@@ -621,6 +621,8 @@ class PersistentSessionDataContainer(zope.location.Location,
         # Out of band, a failing handler must not stop the cleanup.
         try:
             zope.event.notify(event)
+        except ConflictError:
+            raise
         except Exception:
             logger.exception('a session removal event handler failed')
 
@@ -695,12 +697,12 @@ class PersistentSessionDataContainer(zope.location.Location,
             return False
         return first < self._cutoff(self.now(), self.grace)
 
-    def cleanup(self, limit=None, grace=None, log_damaged=None):
+    def cleanup(self, limit=None, grace=None):
         """See `IExpiringSessionDataContainer`.
 
-        *grace* defaults to the class's `grace`; *log_damaged* is called
-        with the digest and the error of a record that cannot be read (it
-        is skipped, and its index entry dropped).  A failing
+        *grace* defaults to the class's `grace`.  A record that cannot be
+        read (its class is gone, say) is logged, left as it is, and its
+        index entry dropped, so it is logged once.  A failing
         `ISessionRemovedEvent` handler is logged and does not stop it.
         """
         now = self.now()
@@ -723,7 +725,7 @@ class PersistentSessionDataContainer(zope.location.Location,
             budget -= 1
             index.remove(entry)
             key = entry[_EPOCH.size:]
-            self._visit(key, now, grace, result, log_damaged)
+            self._visit(key, now, grace, result)
         target = self.target_number
         while target and len(self) > target:
             if result.removed() >= limit or budget <= 0:
@@ -749,7 +751,7 @@ class PersistentSessionDataContainer(zope.location.Location,
             result.evicted += 1
         return result
 
-    def _visit(self, key, now, grace, result, log_damaged):
+    def _visit(self, key, now, grace, result):
         session_data = self._sessions.get(key)
         if session_data is None:
             result.stale += 1
@@ -768,11 +770,8 @@ class PersistentSessionDataContainer(zope.location.Location,
         except Exception as error:
             # A record that cannot be read (its class is gone, say):
             # leave it, drop its entry so it is not visited again, go on.
-            if log_damaged is None:
-                logger.error('skipping damaged session record %s: %r',
-                             key.hex(), error)
-            else:
-                log_damaged(key, error)
+            logger.error('skipping damaged session record %s: %r',
+                         key.hex(), error)
 
     def sweep(self):
         """See `IExpiringSessionDataContainer`."""

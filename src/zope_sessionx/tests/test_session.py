@@ -289,6 +289,19 @@ class ContainerTestsMixin:
         self.assertEqual(data.created, EPOCH)
         self.assertEqual(len(sdc), 1)
 
+    def test_storing_the_same_session_again(self):
+        sdc = self._makeOne()
+        data = sdc['client'] = self._makeData()
+        self.clock.advance(10)
+        sdc['client'] = data
+        self.assertEqual(len(sdc), 1)
+        self.assertEqual(data.getLastAccessTime(), EPOCH + 10)
+
+    def test_moveSession_from_nobody_to_live_session(self):
+        sdc = self._makeOne()
+        target = sdc['new'] = self._makeData()
+        self.assertIs(sdc.moveSession('nobody', 'new'), target)
+
     def test_moveSession_keeps_live_target(self):
         sdc = self._makeOne()
         sdc['old'] = self._makeData()
@@ -559,6 +572,26 @@ class ContainerTestsMixin:
         self.assertEqual((first.evicted, first.more), (1, True))
         self.assertEqual(sdc.cleanup().evicted, 2)
         self.assertEqual([n for n in range(4) if 'client%d' % n in sdc], [3])
+
+    def test_no_cleanup_work_when_nothing_can_expire(self):
+        sdc = self._makeOne()
+        sdc.timeout = 0
+        sdc['client'] = self._makeData()
+        self.clock.advance(10 ** 6)
+        self.assertFalse(sdc.hasCleanupWork())
+
+    def test_eviction_skips_entries_of_removed_sessions(self):
+        sdc = self._makeOne()
+        sdc.target_number = 1
+        sdc['gone'] = self._makeData()
+        del sdc['gone']
+        self.clock.advance(sdc.index_step)
+        sdc['a'] = self._makeData()
+        self.clock.advance(sdc.index_step)
+        sdc['b'] = self._makeData()
+        result = sdc.cleanup()
+        self.assertEqual((result.evicted, result.stale), (1, 1))
+        self.assertIn('b', sdc)
 
     def test_target_number_wo_index_entries(self):
         sdc = self._makeOne()
