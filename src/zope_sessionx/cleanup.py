@@ -135,9 +135,12 @@ class Cleaner:
             try:
                 tm.begin()
                 container = self._open(tm)
-                lease = container._lease
+                lease = container.lease
+                # Half a period: a dead holder is replaced within one and a
+                # half periods (the lease lapses, then the next round of
+                # another process takes it).
                 if not lease.acquire(self.holder, container.now(),
-                                     container.cleanup_period):
+                                     container.cleanup_period / 2):
                     tm.abort()
                     return None
                 result = container.cleanup()

@@ -558,6 +558,11 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         each removed session.
         """
 
+    lease = Attribute(
+        "The cleanup lease: ``holder`` names the process cleaning (or the "
+        "last that did), ``expires`` until when.  Stored in the database, "
+        "so that one process of a cluster cleans at a time.")
+
     def hasCleanupWork():
         """Return whether `cleanup` has anything to do now.
 

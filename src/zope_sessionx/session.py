@@ -677,6 +677,12 @@ class PersistentSessionDataContainer(zope.location.Location,
 
     # -- cleanup --------------------------------------------------------------
 
+    @property
+    def lease(self):
+        """The `~zope_sessionx.cleanup.Lease` of this container's cleaner
+        (``holder`` and ``expires``)."""
+        return self._lease
+
     def _cutoff(self, now, grace):
         # Index entries before this one are due before now - grace: with a
         # grace, whole steps only, so that a round never revisits (and

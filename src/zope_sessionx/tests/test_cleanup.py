@@ -112,7 +112,7 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.assertNotEqual(self.fs.lastTransaction(), before)
         self.app.begin()
         self.assertEqual(len(self.sdc), 0)
-        self.assertEqual(self.sdc._lease.holder, 'me')
+        self.assertEqual(self.sdc.lease.holder, 'me')
 
     def test_idle_hour_costs_nothing(self):
         self._populate(20)
@@ -151,7 +151,7 @@ class CleanerRoundTests(_DatabaseTestCase):
         self._expire()
         other = self._cleaner('other')
         self.app.begin()
-        self.sdc._lease.acquire('other', self.clock(), 10)
+        self.sdc.lease.acquire('other', self.clock(), 10)
         self.app.commit()
         mine = self._cleaner()
         before = self.fs.lastTransaction()
@@ -161,7 +161,7 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.clock.advance(11)
         self.assertEqual(mine.round().timeout, 2)
         self.app.begin()
-        self.assertEqual(self.sdc._lease.holder, 'me')
+        self.assertEqual(self.sdc.lease.holder, 'me')
         self.assertIsNone(other.round())
 
     def test_conflict_with_a_request_is_retried_and_request_wins(self):

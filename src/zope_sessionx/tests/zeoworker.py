@@ -1,0 +1,114 @@
+"""A process of a ZEO cluster, for the multi-process tests and benchmarks.
+
+``python -m zope_sessionx.tests.zeoworker clean HOST PORT NAME SECONDS``
+runs a cleaner (named NAME) until killed or SECONDS have passed.
+
+``python -m zope_sessionx.tests.zeoworker load HOST PORT NAME REQUESTS``
+plays REQUESTS requests of the clients listed in the database's root
+(``'clients'``): each reads its session and writes a key of its own, with
+up to three attempts on a conflict.  Prints one JSON line of counts.
+"""
+import json
+import random
+import sys
+import time
+
+import transaction
+import ZEO
+import zope.component
+from ZODB.POSException import ConflictError
+
+from zope_sessionx import cleanup
+from zope_sessionx.http import CookieClientIdManager
+from zope_sessionx.interfaces import IClientId
+from zope_sessionx.interfaces import IClientIdManager
+from zope_sessionx.interfaces import ISession
+from zope_sessionx.interfaces import ISessionDataContainer
+from zope_sessionx.session import ClientId
+from zope_sessionx.session import PersistentSessionDataContainer
+from zope_sessionx.session import Session
+from zope_sessionx.tests.helpers import makeRequest
+
+
+SECRET = 'cluster-secret'
+
+
+class QuickContainer(PersistentSessionDataContainer):
+    """A container whose cleanup follows expiry closely (for tests)."""
+
+    grace = 0
+    index_step = 1
+
+
+def _register(root):
+    cleanup.setAutostart(False)
+    zope.component.provideUtility(
+        CookieClientIdManager('sid', SECRET), IClientIdManager)
+    zope.component.provideAdapter(ClientId, provides=IClientId)
+    zope.component.provideAdapter(Session, provides=ISession)
+    zope.component.provideUtility(root['sdc'], ISessionDataContainer)
+
+
+def clean(db, name, seconds):
+    tm = transaction.TransactionManager()
+    conn = db.open(tm)
+    oid = conn.root()['sdc']._p_oid
+    tm.abort()
+    cleaner = cleanup.Cleaner(cleanup.storedOpener(db, oid), holder=name)
+    cleaner.start()
+    print('ready', flush=True)
+    deadline = time.monotonic() + seconds
+    while cleaner.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    cleaner.stop(10)
+
+
+def load(db, name, requests):
+    conn = db.open()
+    root = conn.root()
+    _register(root)
+    clients = list(root['clients'])
+    rng = random.Random(name)
+    counts = {'requests': 0, 'conflicts': 0, 'failures': 0, 'written': [],
+              'slowest': 0.0}
+    for number in range(requests):
+        client_id = rng.choice(clients)
+        key = '{}-{}'.format(name, number)
+        started = time.perf_counter()
+        for attempt in range(3):
+            try:
+                transaction.begin()
+                request = makeRequest({'sid': client_id})
+                data = ISession(request)['products.load']
+                data.get('shared')
+                data[key] = number
+                transaction.commit()
+            except ConflictError:
+                transaction.abort()
+                counts['conflicts'] += 1
+                continue
+            counts['written'].append([client_id, key])
+            break
+        else:
+            counts['failures'] += 1
+        counts['slowest'] = max(counts['slowest'],
+                                time.perf_counter() - started)
+        counts['requests'] += 1
+    conn.close()
+    print(json.dumps(counts), flush=True)
+
+
+def main(argv=None):
+    mode, host, port, name, amount = (argv or sys.argv)[1:6]
+    db = ZEO.DB((host, int(port)))
+    try:
+        if mode == 'clean':
+            clean(db, name, float(amount))
+        else:
+            load(db, name, int(amount))
+    finally:
+        db.close()
+
+
+if __name__ == '__main__':
+    main()
