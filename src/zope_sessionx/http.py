@@ -21,9 +21,9 @@ from transaction.interfaces import IDataManager
 from zope import component
 from zope.interface import implementer
 from zope.publisher.interfaces.http import IHTTPRequest
-from zope.schema.fieldproperty import FieldProperty
 from zope.traversing.interfaces import ITraversable
 
+from zope_sessionx._field import FieldProperty
 from zope_sessionx.clock import currentTime
 from zope_sessionx.interfaces import COOKIE
 from zope_sessionx.interfaces import FORM

@@ -503,8 +503,9 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         title=_("Cleanup batch"),
         description=_(
             "At most this many sessions are removed in one cleanup "
-            "transaction, so that transactions stay short."),
-        default=100,
+            "transaction, so that transactions (and the time they hold "
+            "the storage's commit lock) stay short."),
+        default=50,
         required=True,
         min=1,
     )

@@ -28,9 +28,8 @@ from ZODB.POSException import ConflictError
 from zope.interface import implementer
 from zope.interface.interfaces import ComponentLookupError
 from zope.publisher.interfaces import IRequest
-from zope.schema.fieldproperty import FieldProperty
-from zope.schema.interfaces import ValidationError
 
+from zope_sessionx._field import FieldProperty
 from zope_sessionx.cleanup import CleanupResult
 from zope_sessionx.cleanup import Lease
 from zope_sessionx.cleanup import cleanerFor
@@ -446,19 +445,8 @@ class _ExpiryIndex(OOTreeSet):
     max_internal_size = 16
 
 
-class _Setting(FieldProperty):
-    """A validated setting whose refusal names the setting."""
-
-    def __init__(self, field):
-        super().__init__(field)
-        self._setting = field.__name__
-
-    def __set__(self, inst, value):
-        try:
-            super().__set__(inst, value)
-        except ValidationError as error:
-            raise InvalidSettingError(
-                self._setting, value, error.doc()) from error
+def _Setting(field):
+    return FieldProperty(field, InvalidSettingError)
 
 
 _SETTINGS = IExpiringSessionDataContainer
@@ -529,10 +517,13 @@ class PersistentSessionDataContainer(zope.location.Location,
             return False
         return due < (self.now() if now is None else now)
 
-    def _expiryReason(self, session_data, now):
-        if (self.max_lifetime
-                and session_data.created + self.max_lifetime < now):
-            return LIFETIME
+    def _expiryReason(self, session_data):
+        # Whichever limit was reached first ended the session.
+        if self.max_lifetime:
+            end = session_data.created + self.max_lifetime
+            if (not self.timeout or end
+                    <= session_data.getLastAccessTime() + self.timeout):
+                return LIFETIME
         return TIMEOUT
 
     def _indexEntry(self, session_data, key):
@@ -592,7 +583,7 @@ class PersistentSessionDataContainer(zope.location.Location,
             self._checkLimit()
             self._count.change(1)
         elif previous is not session_data:
-            reason = (self._expiryReason(previous, now)
+            reason = (self._expiryReason(previous)
                       if self.isExpired(previous, now) else INVALIDATED)
             self._dropped(previous, reason, client_id)
         if not session_data.created:
@@ -653,7 +644,7 @@ class PersistentSessionDataContainer(zope.location.Location,
         if moving is not None:
             if self.isExpired(moving, now):
                 self._remove(old_key, moving,
-                             self._expiryReason(moving, now), old_client_id)
+                             self._expiryReason(moving), old_client_id)
                 moving = None
             else:
                 del sessions[old_key]
@@ -669,7 +660,7 @@ class PersistentSessionDataContainer(zope.location.Location,
         if present is None:
             self._count.change(1)
         else:
-            self._dropped(present, self._expiryReason(present, now),
+            self._dropped(present, self._expiryReason(present),
                           new_client_id)
         sessions[new_key] = moving
         self._index.insert(self._indexEntry(moving, new_key))
@@ -765,7 +756,7 @@ class PersistentSessionDataContainer(zope.location.Location,
         try:
             due = self.expiresAt(session_data)
             if due is not None and due + grace < now:
-                reason = self._expiryReason(session_data, now)
+                reason = self._expiryReason(session_data)
                 self._remove(key, session_data, reason, guard=True)
                 setattr(result, reason, getattr(result, reason) + 1)
                 return

@@ -1,0 +1,373 @@
+"""zope_sessionx side by side with zope.session, in one run.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench.py            # full sizes
+    .venv/bin/python benchmarks/bench.py --quick    # small sizes, a smoke run
+
+Measures, for both packages installed in this environment:
+
+1. per request, through the real ``ISession`` adapter and a real request,
+   on a FileStorage holding ``--sessions`` sessions: time (warm cache),
+   bytes written to the storage, objects loaded (cold cache), for reading
+   a session, writing a key, and creating a session;
+2. a mixed load from ``--processes`` processes over a real ZEO server:
+   conflicts per 1,000 requests, failures after 3 attempts, lost writes,
+   the slowest request and the 99th percentile;
+3. cleanup of ``--cleanup-sizes`` sessions, half of them expired: time,
+   objects loaded, the slowest request while cleanup runs, and the objects
+   a round with nothing to remove loads.
+
+Prints tables with zope_sessionx / zope.session ratios (below 1.0 means
+zope_sessionx needs less).
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from io import BytesIO
+
+import transaction
+import ZEO
+import ZODB
+import zope.component
+import zope.component.testing
+from ZODB.FileStorage import FileStorage
+from zope.interface import implementer
+from zope.publisher.http import HTTPRequest
+from zope.publisher.interfaces import IRequest
+
+import zope_sessionx.cleanup
+import zope_sessionx.http
+import zope_sessionx.interfaces
+import zope_sessionx.session
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import impls  # noqa: E402  (benchmarks/impls.py)
+
+
+def request(cookie=None):
+    env = {'REQUEST_METHOD': 'GET'}
+    if cookie:
+        env['HTTP_COOKIE'] = 'sid=' + cookie
+    return HTTPRequest(BytesIO(), env)
+
+
+# -- 1. per request -----------------------------------------------------------
+
+def perRequest(impl, sessions, repeat, cache_size):
+    directory = tempfile.mkdtemp(prefix='bench-')
+    path = os.path.join(directory, 'Data.fs')
+    db = ZODB.DB(FileStorage(path), cache_size=cache_size)
+    conn = db.open()
+    try:
+        api = impls.configure(impl, conn.root())
+        clients = impls.populate(impl, api, conn.root(), sessions)
+        ISession = api.interfaces.ISession
+        # Warm up: zope.session sweeps at its first access.
+        ISession(request(clients[0]))['products.bench'].get('k')
+        transaction.commit()
+
+        def read(i):
+            ISession(request(clients[i % len(clients)]))[
+                'products.bench'].get('k')
+
+        def write(i):
+            ISession(request(clients[i % len(clients)]))[
+                'products.bench']['k%d' % (i % 7)] = i
+
+        def create(i):
+            ISession(request())['products.bench']['k'] = i
+
+        results = {}
+        for name, op in (('read', read), ('write', write),
+                         ('create', create)):
+            times = []
+            size = os.path.getsize(path)
+            for i in range(repeat):
+                started = time.perf_counter()
+                op(i)
+                transaction.commit()
+                times.append(time.perf_counter() - started)
+            written = (os.path.getsize(path) - size) / repeat
+            loads = 0
+            for i in range(repeat // 10):
+                conn.cacheMinimize()
+                conn.getTransferCounts(True)
+                op(repeat + i)
+                transaction.commit()
+                loads += conn.getTransferCounts(True)[0]
+            results[name] = {
+                'time_us': statistics.median(times) * 1e6,
+                'bytes': written,
+                'loads': loads / (repeat // 10),
+            }
+        return results
+    finally:
+        transaction.abort()
+        conn.close()
+        db.close()
+        zope.component.testing.tearDown()
+        shutil.rmtree(directory, True)
+
+
+# -- 2. mixed load over ZEO -----------------------------------------------------
+
+def mixedLoad(impl, sessions, processes, requests):
+    directory = tempfile.mkdtemp(prefix='bench-zeo-')
+    addr, stop = ZEO.server(path=os.path.join(directory, 'Data.fs'),
+                            threaded=False)
+    db = ZEO.DB(addr)
+    conn = db.open()
+    try:
+        api = impls.configure(impl, conn.root())
+        conn.root()['clients'] = impls.populate(
+            impl, api, conn.root(), sessions)
+        transaction.commit()
+        workers = [
+            subprocess.Popen(
+                [sys.executable, os.path.join(HERE, 'zeoload.py'), impl,
+                 addr[0], str(addr[1]), 'p%d' % n, str(requests)],
+                stdout=subprocess.PIPE, text=True)
+            for n in range(processes)]
+        results = [json.loads(w.communicate(timeout=1800)[0].splitlines()[-1])
+                   for w in workers]
+        transaction.begin()
+        lost = 0
+        for r in results:
+            for client_id, key in r['written']:
+                data = impls.rawPackage(impl, conn.root(), client_id)
+                if data is None or key not in data:
+                    lost += 1
+        total = sum(r['requests'] for r in results)
+        latencies = sorted(x for r in results for x in r['latencies'])
+        return {
+            'requests': total,
+            'conflicts_per_1000': 1000 * sum(
+                r['conflicts'] for r in results) / total,
+            'failures': sum(r['failures'] for r in results),
+            'lost': lost,
+            'slowest_ms': latencies[-1] * 1e3,
+            'p99_ms': latencies[int(len(latencies) * 0.99)] * 1e3,
+        }
+    finally:
+        transaction.abort()
+        conn.close()
+        db.close()
+        stop()
+        zope.component.testing.tearDown()
+        shutil.rmtree(directory, True)
+
+
+# -- 3. cleanup -------------------------------------------------------------------
+
+@implementer(zope_sessionx.interfaces.IClock)
+class Clock:
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self):
+        return self.now
+
+
+def cleanupRun(impl, size):
+    directory = tempfile.mkdtemp(prefix='bench-clean-')
+    path = os.path.join(directory, 'Data.fs')
+    db = ZODB.DB(FileStorage(path), cache_size=5000)
+    conn = db.open()
+    clock = Clock()
+    try:
+        api = impls.configure(impl, conn.root())
+        if impl == 'zope_sessionx':
+            zope.component.provideUtility(
+                clock, zope_sessionx.interfaces.IClock)
+        sdc = conn.root()['sdc']
+        half = size // 2
+        expired = impls.populate(impl, api, conn.root(), half)
+        if impl == 'zope_sessionx':
+            clock.now += sdc.timeout // 2
+        else:
+            # zope.session reads time.time(): age the first half instead.
+            for client_id in expired:
+                sdc.data[client_id].setLastAccessTime(
+                    int(time.time()) - 2 * sdc.timeout - sdc.resolution)
+            transaction.commit()
+        live = impls.populate(impl, api, conn.root(), size - half,
+                              key='live')
+        if impl == 'zope_sessionx':
+            clock.now += sdc.timeout // 2 + sdc.grace + 2 * sdc.index_step
+        transaction.commit()
+        conn.cacheMinimize()
+
+        # Requests go on (reading live sessions) while cleanup runs.
+        latencies = []
+        stopping = threading.Event()
+        ISession = api.interfaces.ISession
+
+        def requests():
+            tm = transaction.manager
+            i = 0
+            while not stopping.is_set():
+                started = time.perf_counter()
+                tm.begin()
+                ISession(request(live[i % len(live)]))[
+                    'products.bench'].get('k')
+                tm.commit()
+                latencies.append(time.perf_counter() - started)
+                i += 1
+                # A steady trickle of requests, not a tight loop that
+                # would starve the cleaner of the interpreter.
+                stopping.wait(0.005)
+
+        if impl == 'zope_sessionx':
+            cleaner = zope_sessionx.cleanup.Cleaner(
+                zope_sessionx.cleanup.storedOpener(db, sdc._p_oid))
+            cconn = cleaner._open(cleaner.transaction_manager)._p_jar
+            cleaner.transaction_manager.abort()
+            cconn.cacheMinimize()
+            cconn.getTransferCounts(True)
+            reader = threading.Thread(target=requests)
+            reader.start()
+            started = time.perf_counter()
+            stats = cleaner.round()
+            elapsed = time.perf_counter() - started
+            stopping.set()
+            reader.join()
+            loads = cconn.getTransferCounts(True)[0]
+            removed = stats.removed() if hasattr(stats, 'removed') else (
+                stats.timeout + stats.lifetime + stats.evicted)
+            cconn.cacheMinimize()
+            cconn.getTransferCounts(True)
+            idle = cleaner.round()
+            idle_loads = cconn.getTransferCounts(True)[0]
+            assert idle is None
+            slowest = max(latencies) if latencies else 0.0
+        else:
+            # zope.session sweeps inside the request that finds its
+            # resolution has passed: that request is the cleanup.
+            conn.cacheMinimize()
+            conn.getTransferCounts(True)
+            sdc._v_last_sweep = 0
+            started = time.perf_counter()
+            ISession(request(live[0]))['products.bench'].get('k')
+            transaction.commit()
+            elapsed = time.perf_counter() - started
+            loads = conn.getTransferCounts(True)[0]
+            removed = size - len(sdc.data)
+            conn.cacheMinimize()
+            conn.getTransferCounts(True)
+            sdc._v_last_sweep = 0
+            ISession(request(live[0]))['products.bench'].get('k')
+            transaction.commit()
+            idle_loads = conn.getTransferCounts(True)[0]
+            slowest = elapsed
+        return {
+            'size': size,
+            'removed': removed,
+            'seconds': elapsed,
+            'us_per_removed': 1e6 * elapsed / max(removed, 1),
+            'loads': loads,
+            'loads_per_removed': loads / max(removed, 1),
+            'slowest_request_ms': slowest * 1e3,
+            'idle_round_loads': idle_loads,
+        }
+    finally:
+        transaction.abort()
+        conn.close()
+        db.close()
+        zope.component.testing.tearDown()
+        shutil.rmtree(directory, True)
+
+
+# -- report -------------------------------------------------------------------------
+
+def ratio(ours, theirs):
+    if not theirs:
+        return float('nan') if ours else 1.0
+    return ours / theirs
+
+
+def table(title, rows):
+    print('\n' + title)
+    print('{:<34}{:>16}{:>16}{:>10}'.format(
+        '', 'zope.session', 'zope_sessionx', 'ratio'))
+    for name, theirs, ours in rows:
+        print('{:<34}{:>16.2f}{:>16.2f}{:>10.2f}'.format(
+            name, theirs, ours, ratio(ours, theirs)))
+    sys.stdout.flush()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true')
+    parser.add_argument('--sessions', type=int, default=10000)
+    parser.add_argument('--repeat', type=int, default=2000)
+    parser.add_argument('--cache-sizes', default='400,20000',
+                        help='ZODB connection cache sizes (objects) for the '
+                        'per-request runs; 400 is ZODB\'s default')
+    parser.add_argument('--processes', type=int, default=4)
+    parser.add_argument('--requests', type=int, default=1000)
+    parser.add_argument('--cleanup-sizes', default='10000,100000')
+    parser.add_argument('--json', help='also write the results here')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sessions, args.repeat, args.requests = 200, 50, 30
+        args.processes, args.cleanup_sizes = 2, '400'
+        args.cache_sizes = '400'
+    zope_sessionx.cleanup.setAutostart(False)
+    both = ('zope.session', 'zope_sessionx')
+    out = {}
+
+    out['per_request'] = {}
+    for cache_size in [int(c) for c in args.cache_sizes.split(',')]:
+        per = {impl: perRequest(impl, args.sessions, args.repeat, cache_size)
+               for impl in both}
+        out['per_request'][cache_size] = per
+        rows = []
+        for op in ('read', 'write', 'create'):
+            for unit, label in (('time_us', 'median µs'), ('bytes', 'bytes'),
+                                ('loads', 'objects loaded, cold')):
+                rows.append(('{} {}'.format(op, label),
+                             per['zope.session'][op][unit],
+                             per['zope_sessionx'][op][unit]))
+        table('Per request ({} sessions stored, {} requests each, ZODB '
+              'cache of {} objects)'.format(
+                  args.sessions, args.repeat, cache_size), rows)
+
+    load = {impl: mixedLoad(impl, args.sessions, args.processes,
+                            args.requests) for impl in both}
+    out['mixed_load'] = load
+    table('Mixed load over ZEO ({} processes x {} requests)'.format(
+        args.processes, args.requests),
+        [(name, load['zope.session'][name], load['zope_sessionx'][name])
+         for name in ('conflicts_per_1000', 'failures', 'lost',
+                      'slowest_ms', 'p99_ms')])
+
+    out['cleanup'] = {}
+    for size in [int(s) for s in args.cleanup_sizes.split(',')]:
+        clean = {impl: cleanupRun(impl, size) for impl in both}
+        out['cleanup'][size] = clean
+        table('Cleanup of {} sessions, half expired'.format(size),
+              [(name, clean['zope.session'][name],
+                clean['zope_sessionx'][name])
+               for name in ('removed', 'seconds', 'us_per_removed', 'loads',
+                            'loads_per_removed', 'slowest_request_ms',
+                            'idle_round_loads')])
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(out, f, indent=2)
+    return out
+
+
+if __name__ == '__main__':
+    main()
