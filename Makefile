@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all test unit docs lint clean
+.PHONY: all test unit docs lint bench clean
 
 all: test
 
@@ -34,6 +34,9 @@ lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet flake8 isort
 	$(BIN)/python -m flake8 src benchmarks
 	$(BIN)/python -m isort --check-only --diff src benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) build dist docs/_build .coverage .pytest_cache src/*.egg-info

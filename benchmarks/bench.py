@@ -41,7 +41,6 @@ import zope.component.testing
 from ZODB.FileStorage import FileStorage
 from zope.interface import implementer
 from zope.publisher.http import HTTPRequest
-from zope.publisher.interfaces import IRequest
 
 import zope_sessionx.cleanup
 import zope_sessionx.http
@@ -62,65 +61,101 @@ def request(cookie=None):
     return HTTPRequest(BytesIO(), env)
 
 
-# -- 1. per request -----------------------------------------------------------
+# -- 1. per request ----------------------------------------------------------
 
-def perRequest(impl, sessions, repeat, cache_size):
-    directory = tempfile.mkdtemp(prefix='bench-')
-    path = os.path.join(directory, 'Data.fs')
-    db = ZODB.DB(FileStorage(path), cache_size=cache_size)
-    conn = db.open()
-    try:
-        api = impls.configure(impl, conn.root())
-        clients = impls.populate(impl, api, conn.root(), sessions)
-        ISession = api.interfaces.ISession
-        # Warm up: zope.session sweeps at its first access.
-        ISession(request(clients[0]))['products.bench'].get('k')
+class _Setup:
+    """One package on its own FileStorage, with its clients."""
+
+    def __init__(self, impl, sessions, cache_size, reset):
+        self.impl = impl
+        self.directory = tempfile.mkdtemp(prefix='bench-')
+        self.path = os.path.join(self.directory, 'Data.fs')
+        self.tm = transaction.TransactionManager()
+        self.db = ZODB.DB(FileStorage(self.path), cache_size=cache_size)
+        self.conn = self.db.open(self.tm)
+        root = self.conn.root()
+        api = impls.configure(impl, root, reset)
+        self.tm.commit()
+        # populate() commits with the default transaction manager: use it
+        # through a connection of the same database.
+        self.tm.abort()
+        self.conn.close()
+        self.conn = self.db.open()
+        self.clients = impls.populate(impl, api, self.conn.root(), sessions)
+        zope.component.provideUtility(
+            self.conn.root()['sdc'], api.interfaces.ISessionDataContainer)
+        self.ISession = api.interfaces.ISession
+        # Warm up both the same way: every client reads its session once
+        # (zope.session also sweeps at its first access).
+        for client_id in self.clients:
+            self.ISession(request(client_id))['products.bench'].get('k')
         transaction.commit()
 
-        def read(i):
-            ISession(request(clients[i % len(clients)]))[
+    def op(self, name, i):
+        ISession = self.ISession
+        if name == 'read':
+            ISession(request(self.clients[i % len(self.clients)]))[
                 'products.bench'].get('k')
-
-        def write(i):
-            ISession(request(clients[i % len(clients)]))[
+        elif name == 'write':
+            ISession(request(self.clients[i % len(self.clients)]))[
                 'products.bench']['k%d' % (i % 7)] = i
-
-        def create(i):
+        else:
             ISession(request())['products.bench']['k'] = i
 
-        results = {}
-        for name, op in (('read', read), ('write', write),
-                         ('create', create)):
-            times = []
-            size = os.path.getsize(path)
-            for i in range(repeat):
-                started = time.perf_counter()
-                op(i)
-                transaction.commit()
-                times.append(time.perf_counter() - started)
-            written = (os.path.getsize(path) - size) / repeat
-            loads = 0
-            for i in range(repeat // 10):
-                conn.cacheMinimize()
-                conn.getTransferCounts(True)
-                op(repeat + i)
-                transaction.commit()
-                loads += conn.getTransferCounts(True)[0]
-            results[name] = {
-                'time_us': statistics.median(times) * 1e6,
-                'bytes': written,
-                'loads': loads / (repeat // 10),
-            }
+    def close(self):
+        transaction.abort()
+        self.conn.close()
+        self.db.close()
+        shutil.rmtree(self.directory, True)
+
+
+def perRequest(sessions, repeat, cache_size, rounds=10):
+    """Time both packages in alternating rounds, so that drift in the
+    machine's speed (the disk's, mostly) weighs on both alike."""
+    setups = [_Setup(impl, sessions, cache_size, reset=(n == 0))
+              for n, impl in enumerate(('zope.session', 'zope_sessionx'))]
+    results = {setup.impl: {} for setup in setups}
+    try:
+        for name in ('read', 'write', 'create'):
+            times = {setup.impl: [] for setup in setups}
+            written = {setup.impl: 0 for setup in setups}
+            counter = 0
+            for number in range(rounds):
+                order = setups if number % 2 == 0 else setups[::-1]
+                for setup in order:
+                    size = os.path.getsize(setup.path)
+                    for i in range(repeat // rounds):
+                        counter += 1
+                        started = time.perf_counter()
+                        setup.op(name, counter)
+                        transaction.commit()
+                        times[setup.impl].append(
+                            time.perf_counter() - started)
+                    written[setup.impl] += os.path.getsize(setup.path) - size
+            for setup in setups:
+                results[setup.impl][name] = {
+                    'time_us': statistics.median(times[setup.impl]) * 1e6,
+                    'bytes': written[setup.impl] / len(times[setup.impl]),
+                }
+        for setup in setups:
+            conn = setup.conn
+            for name in ('read', 'write', 'create'):
+                loads = 0
+                for i in range(repeat // 10):
+                    conn.cacheMinimize()
+                    conn.getTransferCounts(True)
+                    setup.op(name, 10 ** 6 + i)
+                    transaction.commit()
+                    loads += conn.getTransferCounts(True)[0]
+                results[setup.impl][name]['loads'] = loads / (repeat // 10)
         return results
     finally:
-        transaction.abort()
-        conn.close()
-        db.close()
+        for setup in setups:
+            setup.close()
         zope.component.testing.tearDown()
-        shutil.rmtree(directory, True)
 
 
-# -- 2. mixed load over ZEO -----------------------------------------------------
+# -- 2. mixed load over ZEO ---------------------------------------------------
 
 def mixedLoad(impl, sessions, processes, requests):
     directory = tempfile.mkdtemp(prefix='bench-zeo-')
@@ -168,7 +203,7 @@ def mixedLoad(impl, sessions, processes, requests):
         shutil.rmtree(directory, True)
 
 
-# -- 3. cleanup -------------------------------------------------------------------
+# -- 3. cleanup ---------------------------------------------------------------
 
 @implementer(zope_sessionx.interfaces.IClock)
 class Clock:
@@ -289,7 +324,7 @@ def cleanupRun(impl, size):
         shutil.rmtree(directory, True)
 
 
-# -- report -------------------------------------------------------------------------
+# -- report -------------------------------------------------------------------
 
 def ratio(ours, theirs):
     if not theirs:
@@ -319,6 +354,8 @@ def main(argv=None):
     parser.add_argument('--requests', type=int, default=1000)
     parser.add_argument('--cleanup-sizes', default='10000,100000')
     parser.add_argument('--json', help='also write the results here')
+    parser.add_argument('--sections', default='per-request,load,cleanup',
+                        help='which parts to run (comma separated)')
     args = parser.parse_args(argv)
     if args.quick:
         args.sessions, args.repeat, args.requests = 200, 50, 30
@@ -328,10 +365,11 @@ def main(argv=None):
     both = ('zope.session', 'zope_sessionx')
     out = {}
 
+    sections = args.sections.split(',')
     out['per_request'] = {}
-    for cache_size in [int(c) for c in args.cache_sizes.split(',')]:
-        per = {impl: perRequest(impl, args.sessions, args.repeat, cache_size)
-               for impl in both}
+    caches = args.cache_sizes.split(',') if 'per-request' in sections else ()
+    for cache_size in [int(c) for c in caches]:
+        per = perRequest(args.sessions, args.repeat, cache_size)
         out['per_request'][cache_size] = per
         rows = []
         for op in ('read', 'write', 'create'):
@@ -345,16 +383,19 @@ def main(argv=None):
                   args.sessions, args.repeat, cache_size), rows)
 
     load = {impl: mixedLoad(impl, args.sessions, args.processes,
-                            args.requests) for impl in both}
+                            args.requests)
+            for impl in (both if 'load' in sections else ())}
     out['mixed_load'] = load
-    table('Mixed load over ZEO ({} processes x {} requests)'.format(
-        args.processes, args.requests),
-        [(name, load['zope.session'][name], load['zope_sessionx'][name])
-         for name in ('conflicts_per_1000', 'failures', 'lost',
-                      'slowest_ms', 'p99_ms')])
+    if load:
+        table('Mixed load over ZEO ({} processes x {} requests)'.format(
+              args.processes, args.requests),
+              [(name, load['zope.session'][name], load['zope_sessionx'][name])
+               for name in ('conflicts_per_1000', 'failures', 'lost',
+                            'slowest_ms', 'p99_ms')])
 
     out['cleanup'] = {}
-    for size in [int(s) for s in args.cleanup_sizes.split(',')]:
+    sizes = args.cleanup_sizes.split(',') if 'cleanup' in sections else ()
+    for size in [int(s) for s in sizes]:
         clean = {impl: cleanupRun(impl, size) for impl in both}
         out['cleanup'][size] = clean
         table('Cleanup of {} sessions, half expired'.format(size),

@@ -23,9 +23,14 @@ def modules(impl):
                                  session=session)
 
 
-def configure(impl, root):
-    """Register the id manager, the adapters and a container in *root*."""
-    zope.component.testing.setUp()
+def configure(impl, root, reset=True):
+    """Register the id manager, the adapters and a container in *root*.
+
+    The two packages use different interfaces, so both can be registered
+    at once (*reset* false keeps what is registered).
+    """
+    if reset:
+        zope.component.testing.setUp()
     api = modules(impl)
     api.ids = api.http.CookieClientIdManager('sid', SECRET)
     zope.component.provideUtility(api.ids, api.interfaces.IClientIdManager)

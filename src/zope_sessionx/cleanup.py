@@ -22,7 +22,9 @@ from ZODB.POSException import ConflictError
 from zope.interface import implementer
 
 from zope_sessionx.events import CleanupRoundEvent
+from zope_sessionx.interfaces import ICleaner
 from zope_sessionx.interfaces import ICleanupResult
+from zope_sessionx.interfaces import ILease
 
 
 __all__ = [
@@ -55,6 +57,7 @@ class CleanupResult:
                 .format(self))
 
 
+@implementer(ILease)
 class Lease(persistent.Persistent):
     """Who may clean a container, until when; stored in the database.
 
@@ -66,7 +69,7 @@ class Lease(persistent.Persistent):
     expires = 0
 
     def acquire(self, holder, now, duration):
-        """Take or renew the lease for *holder*; return whether it did."""
+        """See `ILease`."""
         if self.holder != holder and self.expires >= now:
             return False
         self.holder = holder
@@ -74,7 +77,7 @@ class Lease(persistent.Persistent):
         return True
 
     def release(self, holder):
-        """Give the lease up early, if *holder* has it."""
+        """See `ILease`."""
         if self.holder == holder:
             self.expires = 0
 
@@ -84,6 +87,7 @@ def _processName():
                              uuid.uuid4().hex[:8])
 
 
+@implementer(ICleaner)
 class Cleaner:
     """Cleans one container, in rounds, in its own transactions.
 
@@ -107,11 +111,7 @@ class Cleaner:
         self._thread = None
 
     def round(self):
-        """Run one cleanup round; return its `CleanupRoundEvent`.
-
-        Returns ``None``, having written nothing, when there was nothing to
-        do or another process holds the lease.
-        """
+        """See `ICleaner`."""
         tm = self.transaction_manager
         tm.begin()
         container = self._open(tm)
@@ -169,7 +169,7 @@ class Cleaner:
     # -- the thread ----------------------------------------------------------
 
     def start(self):
-        """Run rounds in a daemon thread until `stop`."""
+        """See `ICleaner`."""
         self._thread = threading.Thread(
             target=self._run, name='zope_sessionx cleaner', daemon=True)
         self._thread.start()
@@ -203,13 +203,14 @@ class Cleaner:
         return container is None
 
     def stop(self, timeout=None):
-        """Stop the thread (after its current round)."""
+        """See `ICleaner`."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
     @property
     def running(self):
+        """See `ICleaner`."""
         return self._thread is not None and self._thread.is_alive()
 
 

@@ -603,6 +603,51 @@ class ICleanupResult(Interface):
         """Return the number of sessions removed (all reasons)."""
 
 
+class ILease(Interface):
+    """Who may clean a container, and until when.
+
+    Stored in the database next to the container.
+
+    .. versionadded:: 0.1
+    """
+
+    holder = Attribute("The name of the cleaner holding it, or None.")
+    expires = Attribute("Epoch time the lease lapses at.")
+
+    def acquire(holder, now, duration):
+        """Take or renew the lease for *holder* until *now* + *duration*.
+
+        Returns False, changing nothing, while another holder's lease has
+        not lapsed.
+        """
+
+    def release(holder):
+        """Let the lease lapse now, if *holder* holds it."""
+
+
+class ICleaner(Interface):
+    """Cleans one container out of band, in rounds.
+
+    .. versionadded:: 0.1
+    """
+
+    holder = Attribute("This cleaner's name in the lease.")
+    running = Attribute("Whether its thread runs.")
+
+    def round():
+        """Run one round; return its `ICleanupRoundEvent`, or None.
+
+        None means nothing was written: nothing could be removed, or
+        another cleaner holds the lease.
+        """
+
+    def start():
+        """Run rounds in a daemon thread, ``cleanup_period`` apart."""
+
+    def stop(timeout=None):
+        """Stop the thread after its current round."""
+
+
 #: Why a session was removed (`ISessionRemovedEvent.reason`).
 TIMEOUT = 'timeout'
 LIFETIME = 'lifetime'

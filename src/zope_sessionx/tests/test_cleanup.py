@@ -26,6 +26,10 @@ class LeaseTests(unittest.TestCase):
     def _makeOne(self):
         return cleanup.Lease()
 
+    def test_conforms(self):
+        from zope_sessionx.interfaces import ILease
+        verifyObject(ILease, self._makeOne())
+
     def test_acquire_free_held_and_lapsed(self):
         lease = self._makeOne()
         self.assertTrue(lease.acquire('a', 100, 10))
@@ -393,6 +397,10 @@ class CleanerThreadTests(_DatabaseTestCase):
             cleaner.start()
             cleaner._thread.join(30)
         self.assertEqual(len(calls), 2)
+
+    def test_conforms(self):
+        from zope_sessionx.interfaces import ICleaner
+        verifyObject(ICleaner, cleanup.Cleaner(lambda tm: None))
 
     def test_stop_without_start(self):
         cleaner = cleanup.Cleaner(lambda tm: None)
