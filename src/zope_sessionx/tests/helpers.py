@@ -2,6 +2,7 @@
 import os
 import shutil
 import tempfile
+import unittest
 from io import BytesIO
 
 import transaction
@@ -74,6 +75,17 @@ def setUpComponents(test=None):
 def tearDownComponents(test=None):
     transaction.abort()
     zope.component.testing.tearDown(test)
+
+
+class ComponentsTestCase(unittest.TestCase):
+    """A clean component registry and a fake clock (``self.clock``)."""
+
+    def setUp(self):
+        setUpComponents()
+        self.clock = installClock()
+
+    def tearDown(self):
+        tearDownComponents()
 
 
 class FileStorageDB:

@@ -1,24 +1,10 @@
-import unittest
-
 import zope.component
 
 from zope_sessionx.tests.helpers import EPOCH
-from zope_sessionx.tests.helpers import installClock
-from zope_sessionx.tests.helpers import setUpComponents
-from zope_sessionx.tests.helpers import tearDownComponents
+from zope_sessionx.tests.helpers import ComponentsTestCase
 
 
-class _ComponentsTestCase(unittest.TestCase):
-
-    def setUp(self):
-        setUpComponents()
-        self.clock = installClock()
-
-    def tearDown(self):
-        tearDownComponents()
-
-
-class CurrentTimeTests(_ComponentsTestCase):
+class CurrentTimeTests(ComponentsTestCase):
 
     def _callFUT(self):
         from zope_sessionx.clock import currentTime

@@ -19,11 +19,9 @@ from zope_sessionx.interfaces import ICookieClientIdManager
 from zope_sessionx.interfaces import MissingClientIdException
 from zope_sessionx.interfaces import SessionError
 from zope_sessionx.tests.helpers import EPOCH
-from zope_sessionx.tests.helpers import installClock
+from zope_sessionx.tests.helpers import ComponentsTestCase
 from zope_sessionx.tests.helpers import makeRequest
 from zope_sessionx.tests.helpers import nextRequest
-from zope_sessionx.tests.helpers import setUpComponents
-from zope_sessionx.tests.helpers import tearDownComponents
 
 
 def setCookieHeaders(request):
@@ -39,14 +37,7 @@ def independentSignature(secret, id_part, digest=hashlib.sha256):
     return encoded.translate(bytes.maketrans(b'+/', b'-.')).decode()
 
 
-class CookieClientIdManagerTests(unittest.TestCase):
-
-    def setUp(self):
-        setUpComponents()
-        self.clock = installClock()
-
-    def tearDown(self):
-        tearDownComponents()
+class CookieClientIdManagerTests(ComponentsTestCase):
 
     def _getTargetClass(self):
         from zope_sessionx.http import CookieClientIdManager
@@ -356,14 +347,7 @@ class CookieClientIdManagerTests(unittest.TestCase):
         self.assertEqual(request.response.getCookie('sid')['value'], sid)
 
 
-class NotifyVirtualHostChangedTests(unittest.TestCase):
-
-    def setUp(self):
-        setUpComponents()
-        installClock()
-
-    def tearDown(self):
-        tearDownComponents()
+class NotifyVirtualHostChangedTests(ComponentsTestCase):
 
     def _callFUT(self, event):
         from zope_sessionx.http import notifyVirtualHostChanged
@@ -470,14 +454,7 @@ class CompatibilityImportsTests(unittest.TestCase):
                 zope.session.interfaces.ISessionDataContainer[name].default)
 
 
-class _ManagerTestCase(unittest.TestCase):
-
-    def setUp(self):
-        setUpComponents()
-        self.clock = installClock()
-
-    def tearDown(self):
-        tearDownComponents()
+class _ManagerTestCase(ComponentsTestCase):
 
     def _makeOne(self, namespace='sid', secret='s3cret', **settings):
         from zope_sessionx.http import CookieClientIdManager
@@ -615,6 +592,10 @@ class NamespacesTests(_ManagerTestCase):
         request = self._formRequest('sid={0}&sid={0}'.format(sid))
         self.assertIsNone(manager.getRequestId(request))
 
+    def test_namespace_conforms(self):
+        from zope_sessionx.http import ClientIdNamespace
+        verifyObject(ITraversable, ClientIdNamespace(object(), makeRequest()))
+
     def test_url_namespace_through_traversal(self):
         from zope.traversing.namespace import namespaceLookup
 
@@ -705,6 +686,14 @@ class ExpireCookieTests(_ManagerTestCase):
 
 
 class CookieRollbackTests(_ManagerTestCase):
+
+    def test_conforms(self):
+        import transaction
+        from transaction.interfaces import IDataManager
+
+        from zope_sessionx.http import CookieRollback
+        verifyObject(IDataManager, CookieRollback(
+            makeRequest(), self._makeOne(), transaction.TransactionManager()))
 
     def test_abort_restores_cookie_and_annotations(self):
         import transaction

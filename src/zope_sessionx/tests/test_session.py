@@ -2,6 +2,7 @@ import unittest
 
 import transaction
 import zope.component
+from zope.interface import implementer
 from zope.interface.verify import verifyClass
 from zope.interface.verify import verifyObject
 
@@ -13,22 +14,10 @@ from zope_sessionx.interfaces import ISessionData
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.interfaces import ISessionPkgData
 from zope_sessionx.tests.helpers import EPOCH
+from zope_sessionx.tests.helpers import ComponentsTestCase
 from zope_sessionx.tests.helpers import FileStorageDB
-from zope_sessionx.tests.helpers import installClock
 from zope_sessionx.tests.helpers import makeRequest
 from zope_sessionx.tests.helpers import nextRequest
-from zope_sessionx.tests.helpers import setUpComponents
-from zope_sessionx.tests.helpers import tearDownComponents
-
-
-class _ComponentsTestCase(unittest.TestCase):
-
-    def setUp(self):
-        setUpComponents()
-        self.clock = installClock()
-
-    def tearDown(self):
-        tearDownComponents()
 
 
 class SessionPkgDataTests(unittest.TestCase):
@@ -617,14 +606,14 @@ class ContainerTestsMixin:
 
 
 class PersistentSessionDataContainerTests(ContainerTestsMixin,
-                                          _ComponentsTestCase):
+                                          ComponentsTestCase):
 
     def _getTargetClass(self):
         from zope_sessionx.session import PersistentSessionDataContainer
         return PersistentSessionDataContainer
 
 
-class RAMSessionDataContainerTests(ContainerTestsMixin, _ComponentsTestCase):
+class RAMSessionDataContainerTests(ContainerTestsMixin, ComponentsTestCase):
 
     default_resolution = 300
 
@@ -674,7 +663,7 @@ class RAMSessionDataContainerTests(ContainerTestsMixin, _ComponentsTestCase):
         manager.abort()
 
 
-class ClientIdTests(_ComponentsTestCase):
+class ClientIdTests(ComponentsTestCase):
 
     def _getTargetClass(self):
         from zope_sessionx.session import ClientId
@@ -699,7 +688,7 @@ class ClientIdTests(_ComponentsTestCase):
         self.assertEqual(str(first), self.manager.getClientId(request))
 
 
-class SessionTests(_ComponentsTestCase):
+class SessionTests(ComponentsTestCase):
 
     def _getTargetClass(self):
         from zope_sessionx.session import Session
@@ -868,7 +857,7 @@ class _Picky:
         raise TypeError('_Picky objects cannot be pickled')
 
 
-class _TwoRequestsTestCase(_ComponentsTestCase):
+class _TwoRequestsTestCase(ComponentsTestCase):
     """Two requests at once: two transaction managers on one FileStorage.
 
     Each request goes through the real `Session` adapter, with its
@@ -1015,7 +1004,15 @@ class ConcurrencyTests(_TwoRequestsTestCase):
         self.assertEqual(self._read(client_id), {'color': 'red'})
 
 
-class SessionLifecycleTests(_ComponentsTestCase):
+@implementer(IClientIdManager)
+class _FixedIdManager:
+    """An id manager of another kind: one id for everybody."""
+
+    def getClientId(self, request):
+        return 'always-the-same'
+
+
+class SessionLifecycleTests(ComponentsTestCase):
     """invalidate() and rotateClientId(), with a stored container."""
 
     def setUp(self):
@@ -1114,16 +1111,8 @@ class SessionLifecycleTests(_ComponentsTestCase):
         self.assertIn("namespace='sid'", str(caught.exception))
 
     def test_rotate_refused_for_other_managers(self):
-        from zope.interface import implementer
-
         from zope_sessionx.interfaces import SessionError
-
-        @implementer(IClientIdManager)
-        class Fixed:
-            def getClientId(self, request):
-                return 'always-the-same'
-
-        zope.component.provideUtility(Fixed(), IClientIdManager)
+        zope.component.provideUtility(_FixedIdManager(), IClientIdManager)
         session = ISession(makeRequest())
         session['products.foo']['x'] = 1
         self.assertEqual(session.client_id, 'always-the-same')
@@ -1163,14 +1152,7 @@ class SessionLifecycleTests(_ComponentsTestCase):
         self.assertIn('main', self._data(old))
 
     def test_invalidate_w_other_manager_deletes_data(self):
-        from zope.interface import implementer
-
-        @implementer(IClientIdManager)
-        class Fixed:
-            def getClientId(self, request):
-                return 'always-the-same'
-
-        zope.component.provideUtility(Fixed(), IClientIdManager)
+        zope.component.provideUtility(_FixedIdManager(), IClientIdManager)
         request = makeRequest()
         ISession(request)['products.foo']['x'] = 1
         ISession(request).invalidate()
