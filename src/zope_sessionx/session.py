@@ -109,12 +109,11 @@ def _getClientId(request, create=True):
     """
     manager = zope.component.getUtility(IClientIdManager)
     if create or not ICookieClientIdManager.providedBy(manager):
-        client_id = str(IClientId(request))
-    else:
-        client_id = manager.getClientId(request, create=False)
-        if client_id is None:
-            return None
-    _followReissuedId(request, client_id)
+        # ClientId follows a re-issued id itself.
+        return str(IClientId(request))
+    client_id = manager.getClientId(request, create=False)
+    if client_id is not None:
+        _followReissuedId(request, client_id)
     return client_id
 
 
@@ -291,10 +290,11 @@ class SessionPkgData(OOBTree):
     # has it: (callback, container, package id).
     _v_attach = None
 
-    for _method in ('__setitem__', '__delitem__', 'clear', 'insert', 'pop',
-                    'popitem', 'setdefault', 'update'):
-        locals()[_method] = _attaching(_method)
-    del _method
+
+for _method in ('__setitem__', '__delitem__', 'clear', 'insert', 'pop',
+                'popitem', 'setdefault', 'update'):
+    setattr(SessionPkgData, _method, _attaching(_method))
+del _method
 
 
 _MISSING = object()
