@@ -9,6 +9,7 @@ import unittest
 from io import BytesIO
 
 import zope.component
+from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -31,6 +32,11 @@ from zope_sessionx.tests.helpers import tearDownComponents
 
 
 SECRET = 'the-real-secret'
+# The same examples on every run (CI must not depend on luck); large
+# values are the point here, not a problem.
+SETTINGS = dict(deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow,
+                                       HealthCheck.data_too_large])
 _other = CookieClientIdManager('sid', 'another-secret')
 _ours = CookieClientIdManager('sid', SECRET)
 VALID = _ours.generateUniqueId()
@@ -111,7 +117,7 @@ class BadInputTests(unittest.TestCase):
                          ['sid=%s; HttpOnly; Path=/; SameSite=Lax' % new])
         self.assertEqual(len(sdc), 1)
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=150, **SETTINGS)
     @given(values=st.lists(BAD_VALUES, min_size=1, max_size=3))
     def test_bad_cookies(self, values):
         manager, sdc = self._configure()
@@ -120,7 +126,7 @@ class BadInputTests(unittest.TestCase):
         request = self._request({'HTTP_COOKIE': header})
         self._assertFreshAndLazy(request, manager, sdc, values)
 
-    @settings(max_examples=100, deadline=None)
+    @settings(max_examples=100, **SETTINGS)
     @given(header=st.text(LATIN1, max_size=200))
     def test_arbitrary_cookie_headers(self, header):
         manager, sdc = self._configure()
@@ -131,7 +137,7 @@ class BadInputTests(unittest.TestCase):
             self.fail('accepted %r' % sent)
         self._assertFreshAndLazy(request, manager, sdc, [sent])
 
-    @settings(max_examples=100, deadline=None)
+    @settings(max_examples=100, **SETTINGS)
     @given(values=st.lists(BAD_VALUES.filter(lambda v: len(v) < 2000),
                            min_size=1, max_size=2))
     def test_bad_form_values(self, values):
