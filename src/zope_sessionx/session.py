@@ -798,8 +798,17 @@ class _RAMStore:
             connections[transaction_manager] = connection
         return connection.root()
 
+    last_pack = 0
+
     def pack(self, now):
+        # Never back in time: the storage refuses that (threads race).
+        now = self.last_pack = max(now, self.last_pack)
         self.db.pack(now)
+
+    def packEvery(self, seconds, now):
+        # Packing costs as much as the data held: not more often than this.
+        if now - self.last_pack >= seconds:
+            self.pack(now)
 
 
 _ram_store = None
@@ -860,6 +869,18 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
     def _lease(self):
         return self._ramRoot()['lease']
 
+    def cleanup(self, limit=None, grace=None):
+        """See `IExpiringSessionDataContainer`.
+
+        In a round with work to do, also packs the in-memory database, at
+        most once per ``cleanup_period``: that is what frees the memory of
+        sessions removed (and of data overwritten) before.
+        """
+        # Packing is about the storage's own transaction times, which
+        # follow the real clock, not the container's.
+        _getRAMStore().packEvery(self.cleanup_period, time.time())
+        return super().cleanup(limit, grace)
+
     def sweep(self):
         """See `IExpiringSessionDataContainer`.
 
@@ -867,7 +888,5 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
         their memory.
         """
         removed = super().sweep()
-        # Packing is about the storage's own transaction times, which
-        # follow the real clock, not the container's.
         _getRAMStore().pack(time.time())
         return removed

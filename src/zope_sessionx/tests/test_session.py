@@ -645,6 +645,36 @@ class RAMSessionDataContainerTests(ContainerTestsMixin, ComponentsTestCase):
         transaction.commit()
         self.assertEqual(len(sdc), 0)
 
+    def test_cleanup_rounds_free_memory(self):
+        from unittest import mock
+
+        from zope_sessionx.session import _getRAMStore
+        store = _getRAMStore()
+        sdc = self._makeOne()
+        sdc.timeout = 60
+        for n in range(20):
+            sdc['client%d' % n] = self._makeData()
+        transaction.commit()
+        self.clock.advance(60 + sdc.grace + sdc.index_step)
+        self.assertEqual(sdc.cleanup().timeout, 20)
+        transaction.commit()
+        before = store.db.getSize()
+        # The next round with work, a period later, frees what the last
+        # one removed; packing happens at most once per period.
+        sdc['again'] = self._makeData()
+        transaction.commit()
+        self.clock.advance(60 + sdc.grace + sdc.index_step)
+        last_pack = store.last_pack
+        with mock.patch('time.time', return_value=last_pack + 1):
+            sdc.cleanup()
+            transaction.commit()
+        self.assertEqual(store.last_pack, last_pack)
+        with mock.patch('time.time',
+                        return_value=store.last_pack + sdc.cleanup_period):
+            sdc.cleanup()
+            transaction.commit()
+        self.assertLess(store.db.getSize(), before)
+
     def test_stored_container_keeps_data_outside_the_database(self):
         db = FileStorageDB()
         self.addCleanup(db.close)
