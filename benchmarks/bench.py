@@ -10,7 +10,9 @@ Measures, for both packages installed in this environment:
 1. per request, through the real ``ISession`` adapter and a real request,
    on a FileStorage holding ``--sessions`` sessions: time (warm cache),
    bytes written to the storage, objects loaded (cold cache), for reading
-   a session, writing a key, and creating a session;
+   a session, writing a key, and creating a session; and, as a floor for
+   creating one, a commit of the four records any session store that
+   finds, indexes and counts sessions must write, with no session code;
 2. a mixed load from ``--processes`` processes over a real ZEO server:
    conflicts per 1,000 requests, failures after 3 attempts, lost writes,
    the slowest request and the 99th percentile;
@@ -26,6 +28,7 @@ import json
 import os
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -38,6 +41,8 @@ import ZEO
 import ZODB
 import zope.component
 import zope.component.testing
+from BTrees.Length import Length
+from persistent.mapping import PersistentMapping
 from ZODB.FileStorage import FileStorage
 from zope.interface import implementer
 from zope.publisher.http import HTTPRequest
@@ -109,19 +114,61 @@ class _Setup:
         shutil.rmtree(self.directory, True)
 
 
+class _Floor(_Setup):
+    """No session code at all: what a commit of the records any new
+    session must write costs on the same storage.
+
+    A session store that finds sessions by client id, indexes them by time
+    and counts them (as zope_sessionx must) writes at least four records
+    for a new client: its data (new), a bucket of the tree of sessions, a
+    bucket of the time index and the counter.  Here they are zope_sessionx's
+    own trees (small buckets: the fewest bytes) and a `PersistentMapping`,
+    written by a "request" that only builds the request object.
+    """
+
+    impl = 'floor'
+
+    def __init__(self, sessions, cache_size):
+        self.directory = tempfile.mkdtemp(prefix='bench-')
+        self.path = os.path.join(self.directory, 'Data.fs')
+        self.db = ZODB.DB(FileStorage(self.path), cache_size=cache_size)
+        self.conn = self.db.open()
+        root = self.conn.root()
+        self.tree = root['tree'] = zope_sessionx.session._SessionTree()
+        self.index = root['index'] = zope_sessionx.session._ExpiryIndex()
+        self.count = root['count'] = Length()
+        for n in range(sessions):
+            self._store(n)
+            if n % 1000 == 999:
+                transaction.commit()
+        transaction.commit()
+
+    def _store(self, i):
+        key = os.urandom(16)
+        self.tree[key] = PersistentMapping({'k': i})
+        self.index.insert(struct.pack('>Q', i // 60) + key)
+        self.count.change(1)
+
+    def op(self, name, i):
+        request()
+        self._store(i)
+
+
 def perRequest(sessions, repeat, cache_size, rounds=10):
     """Time both packages in alternating rounds, so that drift in the
     machine's speed (the disk's, mostly) weighs on both alike."""
     setups = [_Setup(impl, sessions, cache_size, reset=(n == 0))
               for n, impl in enumerate(('zope.session', 'zope_sessionx'))]
+    setups.append(_Floor(sessions, cache_size))
     results = {setup.impl: {} for setup in setups}
     try:
         for name in ('read', 'write', 'create'):
             times = {setup.impl: [] for setup in setups}
             written = {setup.impl: 0 for setup in setups}
             counter = 0
+            timed = setups if name == 'create' else setups[:2]
             for number in range(rounds):
-                order = setups if number % 2 == 0 else setups[::-1]
+                order = timed if number % 2 == 0 else timed[::-1]
                 for setup in order:
                     size = os.path.getsize(setup.path)
                     for i in range(repeat // rounds):
@@ -132,12 +179,12 @@ def perRequest(sessions, repeat, cache_size, rounds=10):
                         times[setup.impl].append(
                             time.perf_counter() - started)
                     written[setup.impl] += os.path.getsize(setup.path) - size
-            for setup in setups:
+            for setup in timed:
                 results[setup.impl][name] = {
                     'time_us': statistics.median(times[setup.impl]) * 1e6,
                     'bytes': written[setup.impl] / len(times[setup.impl]),
                 }
-        for setup in setups:
+        for setup in setups[:2]:
             conn = setup.conn
             for name in ('read', 'write', 'create'):
                 loads = 0
@@ -332,10 +379,10 @@ def ratio(ours, theirs):
     return ours / theirs
 
 
-def table(title, rows):
+def table(title, rows, ours='zope_sessionx'):
     print('\n' + title)
     print('{:<34}{:>16}{:>16}{:>10}'.format(
-        '', 'zope.session', 'zope_sessionx', 'ratio'))
+        '', 'zope.session', ours, 'ratio'))
     for name, theirs, ours in rows:
         print('{:<34}{:>16.2f}{:>16.2f}{:>10.2f}'.format(
             name, theirs, ours, ratio(ours, theirs)))
@@ -381,6 +428,13 @@ def main(argv=None):
         table('Per request ({} sessions stored, {} requests each, ZODB '
               'cache of {} objects)'.format(
                   args.sessions, args.repeat, cache_size), rows)
+        table('Floor: a new client\'s four records committed with no '
+              'session code (ZODB cache of {} objects)'.format(cache_size),
+              [('create {}'.format(label), per['zope.session']['create'][unit],
+                per['floor']['create'][unit])
+               for unit, label in (('time_us', 'median µs'),
+                                   ('bytes', 'bytes'))],
+              ours='floor')
 
     load = {impl: mixedLoad(impl, args.sessions, args.processes,
                             args.requests)
