@@ -232,6 +232,9 @@ def mixedLoad(impl, sessions, processes, requests):
                     lost += 1
         total = sum(r['requests'] for r in results)
         latencies = sorted(x for r in results for x in r['latencies'])
+        for r in results:
+            for conflict in r['conflicted']:
+                print('{} conflict: {}'.format(impl, conflict))
         return {
             'requests': total,
             'conflicts_per_1000': 1000 * sum(

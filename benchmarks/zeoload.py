@@ -33,8 +33,8 @@ def main():
     ISession = api.interfaces.ISession
     clients = list(root['clients'])
     rng = random.Random(name)
-    counts = {'requests': 0, 'conflicts': 0, 'failures': 0, 'written': [],
-              'latencies': []}
+    counts = {'requests': 0, 'conflicts': 0, 'conflicted': [], 'failures': 0,
+              'written': [], 'latencies': []}
     for number in range(int(requests)):
         roll = rng.random()
         client_id = rng.choice(clients) if clients and roll < 0.9 else None
@@ -54,9 +54,12 @@ def main():
                     data[key] = number
                 cookie = request.response.getCookie('sid')
                 transaction.commit()
-            except ConflictError:
+            except ConflictError as error:
                 transaction.abort()
                 counts['conflicts'] += 1
+                oid = getattr(error, 'oid', None)
+                counts['conflicted'].append('{} {}'.format(
+                    type(conn.get(oid)).__name__ if oid else '?', error))
                 continue
             if roll >= 0.7:
                 written_to = client_id or (cookie and cookie['value'])
