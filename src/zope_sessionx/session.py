@@ -425,6 +425,15 @@ def _digest(client_id):
 
 _EPOCH = struct.Struct('>Q')
 
+#: The expiry index is split into this many shards, by the first four bits
+#: of the digest.  Entries are ordered by time within a shard, so sessions
+#: created at the same moment land at the ends of sixteen shards rather
+#: than all at the one end of the index, where every bucket split would
+#: conflict with each concurrent creation.
+_SHARDS = [bytes((n,)) for n in range(16)]
+_STEP = slice(1, 1 + _EPOCH.size)
+_DIGEST = slice(1 + _EPOCH.size, None)
+
 
 class _SessionTree(OOBTree):
     """Digest -> `SessionData`.
@@ -438,11 +447,36 @@ class _SessionTree(OOBTree):
 
 
 class _ExpiryIndex(OOTreeSet):
-    """Entries: expiry step (8 bytes, big-endian) + digest.  See
-    `_SessionTree` for the sizes."""
+    """Entries: shard (1 byte), expiry step (8 bytes, big-endian), digest.
+    See `_SessionTree` for the sizes."""
 
     max_leaf_size = 16
     max_internal_size = 16
+
+
+def _shardHeads(index):
+    """The first entry of every shard of *index* that has one."""
+    heads = []
+    for shard in _SHARDS:
+        for entry in index.keys(min=shard):
+            if entry[:1] == shard:
+                heads.append(entry)
+            break
+    return heads
+
+
+class _Schedule(persistent.Persistent):
+    """When the cleaner next has work, so that asking costs one record.
+
+    *step* is an expiry step no index entry is earlier than, worked out
+    by the last complete cleanup under *settings* (timeout, maximum
+    lifetime, index step).  Requests never write it: a session created
+    later is due later, unless those settings change, which makes it
+    unknown until the next cleanup.
+    """
+
+    step = None
+    settings = None
 
 
 def _Setting(field):
@@ -487,6 +521,8 @@ class PersistentSessionDataContainer(zope.location.Location,
         self._index = _ExpiryIndex()
         self._count = Length()
         self._lease = Lease()
+        self._schedule = _Schedule()
+        self._reschedule(self.now())
 
     # -- time ---------------------------------------------------------------
 
@@ -531,7 +567,8 @@ class PersistentSessionDataContainer(zope.location.Location,
         if due is None:
             # Nothing expires: order by last access, for eviction.
             due = session_data.getLastAccessTime()
-        return _EPOCH.pack(int(due) // self.index_step) + key
+        return _SHARDS[key[0] >> 4] + _EPOCH.pack(
+            int(due) // self.index_step) + key
 
     def _startCleaner(self):
         if self._v_cleaner is None:
@@ -675,12 +712,33 @@ class PersistentSessionDataContainer(zope.location.Location,
         return self._lease
 
     def _cutoff(self, now, grace):
-        # Index entries before this one are due before now - grace: with a
-        # grace, whole steps only, so that a round never revisits (and
-        # rewrites) entries of the current step.
+        # Index entries of steps before this one are due before now -
+        # grace: with a grace, whole steps only, so that a round never
+        # revisits (and rewrites) entries of the current step.
         if grace:
-            return _EPOCH.pack(int(now - grace) // self.index_step)
-        return _EPOCH.pack(int(now) // self.index_step + 1)
+            return int(now - grace) // self.index_step
+        return int(now) // self.index_step + 1
+
+    def _dueSettings(self):
+        return (self.timeout, self.max_lifetime, self.index_step)
+
+    def _nextStep(self, now):
+        # No index entry is earlier than the first of its shard, and a
+        # session created from now on is due no earlier than now plus the
+        # shorter of timeout and maximum lifetime (when neither is set,
+        # nothing expires and the step goes unused).
+        shortest = min(filter(None, (self.timeout, self.max_lifetime)),
+                       default=0)
+        step = int(now + shortest) // self.index_step
+        for entry in _shardHeads(self._index):
+            step = min(step, _EPOCH.unpack(entry[_STEP])[0])
+        return step
+
+    def _reschedule(self, now):
+        schedule = self._schedule
+        step, settings = self._nextStep(now), self._dueSettings()
+        if (schedule.step, schedule.settings) != (step, settings):
+            schedule.step, schedule.settings = step, settings
 
     def hasCleanupWork(self):
         """See `IExpiringSessionDataContainer`."""
@@ -688,11 +746,15 @@ class PersistentSessionDataContainer(zope.location.Location,
             return True
         if not (self.timeout or self.max_lifetime):
             return False
-        try:
-            first = self._index.minKey()
-        except ValueError:
+        now = self.now()
+        cutoff = self._cutoff(now, self.grace)
+        schedule = self._schedule
+        if (schedule.settings == self._dueSettings()
+                and schedule.step >= cutoff):
             return False
-        return first < self._cutoff(self.now(), self.grace)
+        # Perhaps: look at the first entry of each shard (reading a few
+        # records, writing nothing).
+        return self._nextStep(now) < cutoff
 
     def cleanup(self, limit=None, grace=None):
         """See `IExpiringSessionDataContainer`.
@@ -709,32 +771,38 @@ class PersistentSessionDataContainer(zope.location.Location,
         budget = 10 * limit
         result = CleanupResult()
         index = self._index
+        expiring = self.timeout or self.max_lifetime
         entries = []
-        if self.timeout or self.max_lifetime:
-            entries = list(itertools.islice(
-                index.keys(max=self._cutoff(now, grace), excludemax=True),
-                budget))
-            result.more = len(entries) == budget
+        if expiring:
+            cutoff = _EPOCH.pack(self._cutoff(now, grace))
+            for shard in _SHARDS:
+                entries.extend(itertools.islice(
+                    index.keys(min=shard, max=shard + cutoff,
+                               excludemax=True),
+                    budget - len(entries)))
+                if len(entries) == budget:
+                    result.more = True
+                    break
         for entry in entries:
             if result.removed() >= limit:
                 result.more = True
                 return result
             budget -= 1
             index.remove(entry)
-            key = entry[_EPOCH.size:]
-            self._visit(key, now, grace, result)
+            self._visit(entry[_DIGEST], now, grace, result)
         target = self.target_number
         while target and len(self) > target:
             if result.removed() >= limit or budget <= 0:
                 result.more = True
                 break
             budget -= 1
-            try:
-                entry = index.minKey()
-            except ValueError:
+            heads = _shardHeads(index)
+            if not heads:
                 break
+            # The least recently used: the earliest step, of any shard.
+            entry = min(heads, key=lambda head: head[_STEP])
             index.remove(entry)
-            key = entry[_EPOCH.size:]
+            key = entry[_DIGEST]
             session_data = self._sessions.get(key)
             if session_data is None:
                 result.stale += 1
@@ -746,6 +814,8 @@ class PersistentSessionDataContainer(zope.location.Location,
                 continue
             self._remove(key, session_data, EVICTED, guard=True)
             result.evicted += 1
+        if expiring and not result.more:
+            self._reschedule(now)
         return result
 
     def _visit(self, key, now, grace, result):
@@ -851,6 +921,7 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
             data['count'] = Length()
             data['index'] = _ExpiryIndex()
             data['lease'] = Lease()
+            data['schedule'] = _Schedule()
         return data
 
     @property
@@ -868,6 +939,10 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
     @property
     def _lease(self):
         return self._ramRoot()['lease']
+
+    @property
+    def _schedule(self):
+        return self._ramRoot()['schedule']
 
     def cleanup(self, limit=None, grace=None):
         """See `IExpiringSessionDataContainer`.
