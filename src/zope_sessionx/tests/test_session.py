@@ -1012,8 +1012,8 @@ class ConcurrencyTests(_TwoRequestsTestCase):
         # Sessions created at the same moment are indexed under the same
         # expiry step.  Were that step one range at the end of the index,
         # a split of its buckets would conflict with each concurrent
-        # creation (one pair in ten here); spread over the index's sixteen
-        # shards, about one pair in a hundred meets.
+        # creation (eleven pairs in a hundred here); spread over the
+        # index's sixteen shards, about one pair in a hundred meets.
         from zope_sessionx.session import SessionData
         tm, conn = self._open()
         sdc = conn.root()['sdc']
