@@ -424,19 +424,12 @@ def _digest(client_id):
 
 
 _EPOCH = struct.Struct('>Q')
-
-#: The expiry index is split into this many shards, by the first four bits
-#: of the digest.  Entries are ordered by time within a shard, so sessions
-#: created at the same moment land at the ends of sixteen shards rather
-#: than all at the one end of the index, where every bucket split would
-#: conflict with each concurrent creation.
-_SHARDS = [bytes((n,)) for n in range(16)]
 _STEP = slice(1, 1 + _EPOCH.size)
 _DIGEST = slice(1 + _EPOCH.size, None)
 
 
 class _SessionTree(OOBTree):
-    """Digest -> `SessionData`.
+    """Digest -> `SessionData`: one shard of `_Sessions`.
 
     Small buckets and nodes: a new session rewrites one bucket (and, at a
     split, one node), so their size is what a new session costs in bytes.
@@ -446,23 +439,87 @@ class _SessionTree(OOBTree):
     max_internal_size = 16
 
 
+class _Sessions:
+    """Digest -> `SessionData`, in 256 independent `_SessionTree` shards
+    (the digest's first byte picks one).
+
+    Independent trees, because a BTree insert marks every node on its
+    path as read (``readCurrent``): a bucket split anywhere below a node
+    conflicts with every concurrent insert below that node, and splits
+    reach the upper nodes, which all inserts pass, more often than not
+    in a big tree.  A shard's root only sees the inserts of its own
+    shard.  Not persistent itself: it is pickled in the container's
+    record, which adding and removing sessions never rewrites.
+    """
+
+    def __init__(self):
+        self.trees = tuple(_SessionTree() for _ in range(256))
+
+    def get(self, key, default=None):
+        return self.trees[key[0]].get(key, default)
+
+    def __setitem__(self, key, session_data):
+        self.trees[key[0]][key] = session_data
+
+    def __delitem__(self, key):
+        del self.trees[key[0]][key]
+
+    def values(self):
+        return [value for tree in self.trees for value in tree.values()]
+
+
+#: The expiry index is split into this many shards, by the first bits of
+#: the digest.  Entries are ordered by time within a shard, so sessions
+#: created at the same moment are added at the ends of all shards rather
+#: than all at the one end of the index, where every bucket split would
+#: conflict with each concurrent creation.
+_SHARD_COUNT = 64
+
+
 class _ExpiryIndex(OOTreeSet):
     """Entries: shard (1 byte), expiry step (8 bytes, big-endian), digest.
-    See `_SessionTree` for the sizes."""
+
+    One tree, so that the cleaner finds the front of every shard in a few
+    records.  See `_SessionTree` for the sizes.
+    """
 
     max_leaf_size = 16
     max_internal_size = 16
 
+    def entry(self, step, key):
+        """The entry of digest *key* at expiry step *step*."""
+        return bytes((key[0] * _SHARD_COUNT >> 8,)) + _EPOCH.pack(step) + key
 
-def _shardHeads(index):
-    """The first entry of every shard of *index* that has one."""
-    heads = []
-    for shard in _SHARDS:
-        for entry in index.keys(min=shard):
-            if entry[:1] == shard:
-                heads.append(entry)
+    def head(self, shard):
+        """The first entry of *shard*, or None if it is empty."""
+        prefix = bytes((shard,))
+        for entry in self.keys(min=prefix):
+            if entry[:1] == prefix:
+                return entry
             break
-    return heads
+        return None
+
+    def heads(self):
+        """Shard number -> first entry, for the shards that have one."""
+        heads = {}
+        for shard in range(_SHARD_COUNT):
+            entry = self.head(shard)
+            if entry is not None:
+                heads[shard] = entry
+        return heads
+
+    def due(self, cutoff, budget):
+        """Up to *budget* entries of steps before *cutoff*."""
+        entries = []
+        cutoff = _EPOCH.pack(cutoff)
+        for shard in range(_SHARD_COUNT):
+            prefix = bytes((shard,))
+            entries.extend(itertools.islice(
+                self.keys(min=prefix, max=prefix + cutoff, excludemax=True),
+                budget - len(entries)))
+            if len(entries) == budget:
+                break
+        return entries
 
 
 class _Schedule(persistent.Persistent):
@@ -483,6 +540,18 @@ def _Setting(field):
     return FieldProperty(field, InvalidSettingError)
 
 
+class _DueSetting(FieldProperty):
+    """A setting that says when sessions are due: changing it works out
+    the cleanup schedule anew, in the same transaction."""
+
+    def __init__(self, field):
+        super().__init__(field, InvalidSettingError)
+
+    def __set__(self, inst, value):
+        super().__set__(inst, value)
+        inst._settingsChanged()
+
+
 _SETTINGS = IExpiringSessionDataContainer
 
 
@@ -500,9 +569,9 @@ class PersistentSessionDataContainer(zope.location.Location,
     visits and re-indexes the sessions that turn out to be alive.
     """
 
-    timeout = _Setting(_SETTINGS['timeout'])
+    timeout = _DueSetting(_SETTINGS['timeout'])
     resolution = _Setting(_SETTINGS['resolution'])
-    max_lifetime = _Setting(_SETTINGS['max_lifetime'])
+    max_lifetime = _DueSetting(_SETTINGS['max_lifetime'])
     target_number = _Setting(_SETTINGS['target_number'])
     max_number = _Setting(_SETTINGS['max_number'])
     cleanup_period = _Setting(_SETTINGS['cleanup_period'])
@@ -517,7 +586,7 @@ class PersistentSessionDataContainer(zope.location.Location,
     _v_cleaner = None
 
     def __init__(self):
-        self._sessions = _SessionTree()
+        self._sessions = _Sessions()
         self._index = _ExpiryIndex()
         self._count = Length()
         self._lease = Lease()
@@ -567,8 +636,7 @@ class PersistentSessionDataContainer(zope.location.Location,
         if due is None:
             # Nothing expires: order by last access, for eviction.
             due = session_data.getLastAccessTime()
-        return _SHARDS[key[0] >> 4] + _EPOCH.pack(
-            int(due) // self.index_step) + key
+        return self._index.entry(int(due) // self.index_step, key)
 
     def _startCleaner(self):
         if self._v_cleaner is None:
@@ -730,9 +798,16 @@ class PersistentSessionDataContainer(zope.location.Location,
         shortest = min(filter(None, (self.timeout, self.max_lifetime)),
                        default=0)
         step = int(now + shortest) // self.index_step
-        for entry in _shardHeads(self._index):
+        for entry in self._index.heads().values():
             step = min(step, _EPOCH.unpack(entry[_STEP])[0])
         return step
+
+    def _settingsChanged(self):
+        # Now rather than by the cleaner: it would have to look at the
+        # front of every shard of the index in each round until it next
+        # finds work.  (A RAM container's schedule is in memory: it may.)
+        if '_schedule' in self.__dict__:
+            self._reschedule(self.now())
 
     def _reschedule(self, now):
         schedule = self._schedule
@@ -774,15 +849,8 @@ class PersistentSessionDataContainer(zope.location.Location,
         expiring = self.timeout or self.max_lifetime
         entries = []
         if expiring:
-            cutoff = _EPOCH.pack(self._cutoff(now, grace))
-            for shard in _SHARDS:
-                entries.extend(itertools.islice(
-                    index.keys(min=shard, max=shard + cutoff,
-                               excludemax=True),
-                    budget - len(entries)))
-                if len(entries) == budget:
-                    result.more = True
-                    break
+            entries = index.due(self._cutoff(now, grace), budget)
+            result.more = len(entries) == budget
         for entry in entries:
             if result.removed() >= limit:
                 result.more = True
@@ -791,29 +859,37 @@ class PersistentSessionDataContainer(zope.location.Location,
             index.remove(entry)
             self._visit(entry[_DIGEST], now, grace, result)
         target = self.target_number
+        heads = None
         while target and len(self) > target:
             if result.removed() >= limit or budget <= 0:
                 result.more = True
                 break
             budget -= 1
-            heads = _shardHeads(index)
+            if heads is None:
+                heads = index.heads()
             if not heads:
                 break
             # The least recently used: the earliest step, of any shard.
-            entry = min(heads, key=lambda head: head[_STEP])
+            shard, entry = min(heads.items(), key=lambda item: item[1][1:])
             index.remove(entry)
             key = entry[_DIGEST]
             session_data = self._sessions.get(key)
             if session_data is None:
                 result.stale += 1
-                continue
-            current = self._indexEntry(session_data, key)
-            if current != entry:
-                index.insert(current)
-                result.stale += 1
-                continue
-            self._remove(key, session_data, EVICTED, guard=True)
-            result.evicted += 1
+            else:
+                current = self._indexEntry(session_data, key)
+                if current != entry:
+                    # Same digest, same shard.
+                    index.insert(current)
+                    result.stale += 1
+                else:
+                    self._remove(key, session_data, EVICTED, guard=True)
+                    result.evicted += 1
+            head = index.head(shard)
+            if head is None:
+                del heads[shard]
+            else:
+                heads[shard] = head
         if expiring and not result.more:
             self._reschedule(now)
         return result
@@ -917,7 +993,7 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
         data = root.get(self.key)
         if data is None:
             data = root[self.key] = OOBTree()
-            data['sessions'] = _SessionTree()
+            data['sessions'] = _Sessions()
             data['count'] = Length()
             data['index'] = _ExpiryIndex()
             data['lease'] = Lease()

@@ -142,6 +142,27 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.clock.advance(3600)
         self.assertEqual(cleaner.round().timeout, 20)
 
+    def test_idle_round_after_a_setting_change_stays_cheap(self):
+        # Enough sessions that the fronts of the index's shards are in
+        # different buckets: were the schedule not worked out when the
+        # timeout changes, each idle round would read all of them.
+        self._populate(1500)
+        self.app.begin()
+        self.sdc.timeout = 900
+        self.app.commit()
+        cleaner = self._cleaner()
+        connection = cleaner._open(cleaner.transaction_manager)._p_jar
+        cleaner.transaction_manager.abort()
+        for _ in range(3):
+            connection.cacheMinimize()
+            connection.getTransferCounts(True)
+            self.assertIsNone(cleaner.round())
+            self.assertEqual(connection.getTransferCounts(True), (2, 0))
+            self.clock.advance(self.sdc.cleanup_period)
+        # And the new timeout is what the schedule follows.
+        self.clock.advance(900 + self.sdc.grace + self.sdc.index_step)
+        self.assertEqual(cleaner.round().timeout, 1500)
+
     def test_empty_container_costs_nothing(self):
         cleaner = self._cleaner()
         before = self.fs.lastTransaction()
