@@ -565,9 +565,12 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         "so that one process of a cluster cleans at a time.")
 
     def hasCleanupWork():
-        """Return whether `cleanup` has anything to do now.
+        """Return whether `cleanup` should run now.
 
-        Reads at most a few objects and writes nothing.
+        True when a session may be due for removal, when there are more
+        sessions than ``target_number``, or when the time at which
+        cleanup next has work must be worked out again (`cleanup` does
+        that).  Reads at most a few objects and writes nothing.
         """
 
     def sweep():

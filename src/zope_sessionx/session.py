@@ -424,8 +424,8 @@ def _digest(client_id):
 
 
 _EPOCH = struct.Struct('>Q')
-_STEP = slice(1, 1 + _EPOCH.size)
-_DIGEST = slice(1 + _EPOCH.size, None)
+_STEP = slice(0, _EPOCH.size)
+_DIGEST = slice(_EPOCH.size, None)
 
 
 class _SessionTree(OOBTree):
@@ -468,41 +468,54 @@ class _Sessions:
         return [value for tree in self.trees for value in tree.values()]
 
 
-#: The expiry index is split into this many shards, by the first bits of
-#: the digest.  Entries are ordered by time within a shard, so sessions
-#: created at the same moment are added at the ends of all shards rather
-#: than all at the one end of the index, where every bucket split would
-#: conflict with each concurrent creation.
-_SHARD_COUNT = 64
+_INDEX_SHARDS = 64
 
 
 class _ExpiryIndex(OOTreeSet):
-    """Entries: shard (1 byte), expiry step (8 bytes, big-endian), digest.
-
-    One tree, so that the cleaner finds the front of every shard in a few
-    records.  See `_SessionTree` for the sizes.
-    """
+    """One shard of `_Index`.  See `_SessionTree` for the sizes."""
 
     max_leaf_size = 16
     max_internal_size = 16
 
+
+class _Index:
+    """The expiry index: entries "expiry step (8 bytes, big-endian) +
+    digest", in 16 independent `_ExpiryIndex` shards (the digest's first
+    four bits pick one).
+
+    Sessions created at the same moment share a step, so they are added
+    at the end of their shard: sixteen places rather than one, where each
+    bucket split would conflict with every concurrent creation.  And
+    independent trees for the reason given at `_Sessions`.  Not many,
+    though: the cleaner looks at the front of each.  Not persistent
+    itself, like `_Sessions`.
+    """
+
+    def __init__(self):
+        self.trees = tuple(_ExpiryIndex() for _ in range(_INDEX_SHARDS))
+
     def entry(self, step, key):
         """The entry of digest *key* at expiry step *step*."""
-        return bytes((key[0] * _SHARD_COUNT >> 8,)) + _EPOCH.pack(step) + key
+        return _EPOCH.pack(step) + key
+
+    def _tree(self, entry):
+        return self.trees[entry[_DIGEST][0] * _INDEX_SHARDS >> 8]
+
+    def insert(self, entry):
+        self._tree(entry).insert(entry)
+
+    def remove(self, entry):
+        self._tree(entry).remove(entry)
 
     def head(self, shard):
         """The first entry of *shard*, or None if it is empty."""
-        prefix = bytes((shard,))
-        for entry in self.keys(min=prefix):
-            if entry[:1] == prefix:
-                return entry
-            break
-        return None
+        tree = self.trees[shard]
+        return tree.minKey() if tree else None
 
     def heads(self):
         """Shard number -> first entry, for the shards that have one."""
         heads = {}
-        for shard in range(_SHARD_COUNT):
+        for shard in range(len(self.trees)):
             entry = self.head(shard)
             if entry is not None:
                 heads[shard] = entry
@@ -512,10 +525,9 @@ class _ExpiryIndex(OOTreeSet):
         """Up to *budget* entries of steps before *cutoff*."""
         entries = []
         cutoff = _EPOCH.pack(cutoff)
-        for shard in range(_SHARD_COUNT):
-            prefix = bytes((shard,))
+        for tree in self.trees:
             entries.extend(itertools.islice(
-                self.keys(min=prefix, max=prefix + cutoff, excludemax=True),
+                tree.keys(max=cutoff, excludemax=True),
                 budget - len(entries)))
             if len(entries) == budget:
                 break
@@ -587,7 +599,7 @@ class PersistentSessionDataContainer(zope.location.Location,
 
     def __init__(self):
         self._sessions = _Sessions()
-        self._index = _ExpiryIndex()
+        self._index = _Index()
         self._count = Length()
         self._lease = Lease()
         self._schedule = _Schedule()
@@ -803,9 +815,8 @@ class PersistentSessionDataContainer(zope.location.Location,
         return step
 
     def _settingsChanged(self):
-        # Now rather than by the cleaner: it would have to look at the
-        # front of every shard of the index in each round until it next
-        # finds work.  (A RAM container's schedule is in memory: it may.)
+        # Now, rather than in a cleanup transaction for just that.  (Not
+        # while the container is being set up.)
         if '_schedule' in self.__dict__:
             self._reschedule(self.now())
 
@@ -827,9 +838,12 @@ class PersistentSessionDataContainer(zope.location.Location,
         if (schedule.settings == self._dueSettings()
                 and schedule.step >= cutoff):
             return False
-        # Perhaps: look at the first entry of each shard (reading a few
-        # records, writing nothing).
-        return self._nextStep(now) < cutoff
+        # Perhaps something is due.  Rather than look at the front of
+        # every shard of the index in each round until something is, let
+        # the cleanup find out: it also works out the schedule anew.
+        # Without sessions, nothing is due (entries of removed sessions
+        # can wait for the next ones).
+        return len(self) > 0
 
     def cleanup(self, limit=None, grace=None):
         """See `IExpiringSessionDataContainer`.
@@ -870,7 +884,7 @@ class PersistentSessionDataContainer(zope.location.Location,
             if not heads:
                 break
             # The least recently used: the earliest step, of any shard.
-            shard, entry = min(heads.items(), key=lambda item: item[1][1:])
+            shard, entry = min(heads.items(), key=lambda item: item[1])
             index.remove(entry)
             key = entry[_DIGEST]
             session_data = self._sessions.get(key)
@@ -995,7 +1009,7 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
             data = root[self.key] = OOBTree()
             data['sessions'] = _Sessions()
             data['count'] = Length()
-            data['index'] = _ExpiryIndex()
+            data['index'] = _Index()
             data['lease'] = Lease()
             data['schedule'] = _Schedule()
         return data
@@ -1019,6 +1033,9 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
     @property
     def _schedule(self):
         return self._ramRoot()['schedule']
+
+    def _settingsChanged(self):
+        self._reschedule(self.now())
 
     def cleanup(self, limit=None, grace=None):
         """See `IExpiringSessionDataContainer`.

@@ -633,6 +633,22 @@ class PersistentSessionDataContainerTests(ContainerTestsMixin,
         from zope_sessionx.session import PersistentSessionDataContainer
         return PersistentSessionDataContainer
 
+    def test_subclass_may_set_due_settings_before_setting_up(self):
+        class Short(self._getTargetClass()):
+            def __init__(self):
+                self.timeout = 600
+                super().__init__()
+
+        sdc = Short()
+        sdc['client'] = self._makeData()
+        # The schedule follows the ten minutes from the start: nothing to
+        # do before they (and the grace) are over.
+        self.clock.advance(600)
+        self.assertFalse(sdc.hasCleanupWork())
+        self.clock.advance(sdc.grace + sdc.index_step)
+        self.assertTrue(sdc.hasCleanupWork())
+        self.assertEqual(sdc.cleanup().timeout, 1)
+
 
 class RAMSessionDataContainerTests(ContainerTestsMixin, ComponentsTestCase):
 
