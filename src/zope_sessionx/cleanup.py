@@ -18,6 +18,7 @@ import weakref
 import persistent
 import transaction
 import zope.event
+from transaction.interfaces import TransientError
 from ZODB.POSException import ConflictError
 from zope.interface import implementer
 
@@ -175,16 +176,31 @@ class Cleaner:
         self._thread.start()
 
     def _run(self):
+        period = 10
         while not self._stopping.is_set():
             try:
                 self.round()
+            except TransientError as error:
+                # The ZEO server is out of reach, say: try again later.
+                self.transaction_manager.abort()
+                logger.warning('cleanup round failed, retrying in %s s: %r',
+                               period, error)
             except Exception:
-                logger.exception('cleanup round failed')
+                self.transaction_manager.abort()
                 if self._closed():
                     # The database was closed under us (or the container
                     # is gone): nothing left to clean.
+                    logger.info('cleaner %s stops: its database is closed '
+                                'or its container gone', self.holder)
                     return
-            self._stopping.wait(self._period())
+                logger.exception('cleanup round failed')
+            try:
+                period = self._period()
+            except Exception:
+                # Out of reach, or closed (the next round finds out which):
+                # keep the last period known.
+                self.transaction_manager.abort()
+            self._stopping.wait(period)
 
     def _period(self):
         tm = self.transaction_manager
@@ -198,6 +214,8 @@ class Cleaner:
             self.transaction_manager.begin()
             container = self._open(self.transaction_manager)
             self.transaction_manager.abort()
+        except TransientError:
+            return False
         except Exception:
             return True
         return container is None
@@ -205,8 +223,10 @@ class Cleaner:
     def stop(self, timeout=None):
         """See `ICleaner`."""
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        thread = self._thread
+        # From the thread itself (an event handler, say), just ask.
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     @property
     def running(self):

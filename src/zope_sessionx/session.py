@@ -468,9 +468,6 @@ class _Sessions:
         return [value for tree in self.trees for value in tree.values()]
 
 
-_INDEX_SHARDS = 64
-
-
 class _ExpiryIndex(OOTreeSet):
     """One shard of `_Index`.  See `_SessionTree` for the sizes."""
 
@@ -480,26 +477,29 @@ class _ExpiryIndex(OOTreeSet):
 
 class _Index:
     """The expiry index: entries "expiry step (8 bytes, big-endian) +
-    digest", in 16 independent `_ExpiryIndex` shards (the digest's first
-    four bits pick one).
+    digest", in 64 independent `_ExpiryIndex` shards (the digest's first
+    six bits pick one).
 
     Sessions created at the same moment share a step, so they are added
-    at the end of their shard: sixteen places rather than one, where each
-    bucket split would conflict with every concurrent creation.  And
-    independent trees for the reason given at `_Sessions`.  Not many,
+    at the end of their shard: 64 places rather than one, where each
+    bucket split would conflict with every concurrent creation; and
+    independent trees for the reason given at `_Sessions`.  Not more,
     though: the cleaner looks at the front of each.  Not persistent
     itself, like `_Sessions`.
     """
 
+    shards = 64
+
     def __init__(self):
-        self.trees = tuple(_ExpiryIndex() for _ in range(_INDEX_SHARDS))
+        self.trees = tuple(_ExpiryIndex() for _ in range(self.shards))
 
     def entry(self, step, key):
         """The entry of digest *key* at expiry step *step*."""
         return _EPOCH.pack(step) + key
 
     def _tree(self, entry):
-        return self.trees[entry[_DIGEST][0] * _INDEX_SHARDS >> 8]
+        trees = self.trees
+        return trees[entry[_DIGEST][0] * len(trees) >> 8]
 
     def insert(self, entry):
         self._tree(entry).insert(entry)

@@ -353,6 +353,7 @@ class CleanerThreadTests(_DatabaseTestCase):
 
     def test_thread_loop_runs_rounds_until_stopped(self):
         self.sdc.cleanup_period = 1
+        self.app.commit()
         self._populate(2)
         self._expire()
         rounds = []
@@ -370,35 +371,89 @@ class CleanerThreadTests(_DatabaseTestCase):
         self.assertFalse(cleaner.running)
         self.assertEqual([r and r.timeout for r in rounds], [2, None])
 
-    def test_thread_stops_when_database_closes(self):
-        errors = []
-
-        class Failing(cleanup.Cleaner):
-            def round(self):
-                errors.append(True)
-                raise RuntimeError('database closed')
-
-        def opener(tm):
-            if errors:
-                raise RuntimeError('database closed')
-            return self.sdc
-
-        cleaner = Failing(opener)
-        with self.assertLogs('zope_sessionx.cleanup', 'ERROR'):
+    def _stopLogs(self, cleaner):
+        # Run *cleaner*'s thread to its end; return what it logged.
+        with self.assertLogs('zope_sessionx.cleanup', 'INFO') as logs:
             cleaner.start()
-            cleaner._thread.join(5)
+            cleaner._thread.join(30)
         self.assertFalse(cleaner.running)
+        return [(r.levelname, r.getMessage()) for r in logs.records]
+
+    def test_thread_stops_quietly_when_database_closes(self):
+        self.sdc.cleanup_period = 1
+        self.app.commit()
+        db = self.fs.db
+        rounds = []
+
+        class Closing(cleanup.Cleaner):
+            def round(self):
+                rounds.append(True)
+                return super().round()
+
+            def _period(self):
+                period = super()._period()
+                # Shut down while the cleaner waits for its next round.
+                db.close()
+                return period
+
+        cleaner = Closing(cleanup.storedOpener(db, self.sdc._p_oid),
+                          holder='me')
+        self.assertEqual(self._stopLogs(cleaner), [(
+            'INFO', 'cleaner me stops: its database is closed or its'
+            ' container gone')])
+        self.assertEqual(len(rounds), 2)
 
     def test_thread_stops_when_ram_container_is_gone(self):
         class Failing(cleanup.Cleaner):
             def round(self):
                 raise RuntimeError('container gone')
 
-        cleaner = Failing(lambda tm: None)
-        with self.assertLogs('zope_sessionx.cleanup', 'ERROR'):
+        cleaner = Failing(lambda tm: None, holder='me')
+        self.assertEqual(self._stopLogs(cleaner), [(
+            'INFO', 'cleaner me stops: its database is closed or its'
+            ' container gone')])
+
+    def test_thread_waits_out_a_lost_zeo_server(self):
+        # While the ZEO server is out of reach, rounds fail with a
+        # transient error: the cleaner warns and tries again a period
+        # later.  Another error then is logged with its traceback, and does
+        # not stop the thread either: the container cannot be opened, but
+        # for a transient reason.  Once the server is back, it goes on.
+        from ZEO.Exceptions import ClientDisconnected
+        sdc = self.sdc
+        sdc.cleanup_period = 1
+        self.app.commit()
+        opener = cleanup.storedOpener(self.fs.db, sdc._p_oid)
+        calls = []
+
+        def flaky_opener(tm):
+            if len(calls) in (2, 3):
+                raise ClientDisconnected('server gone')
+            return opener(tm)
+
+        class Flaky(cleanup.Cleaner):
+            def round(self):
+                calls.append(True)
+                if len(calls) == 2:
+                    raise ClientDisconnected('server gone')
+                if len(calls) == 3:
+                    raise RuntimeError('trouble')
+                if len(calls) == 4:
+                    # From the thread itself: the round still finishes.
+                    self.stop()
+                return super().round()
+
+        cleaner = Flaky(flaky_opener)
+        with self.assertLogs('zope_sessionx.cleanup', 'WARNING') as logs:
             cleaner.start()
-            cleaner._thread.join(5)
+            cleaner._thread.join(30)
         self.assertFalse(cleaner.running)
+        self.assertEqual(len(calls), 4)
+        self.assertEqual(
+            [(r.levelname, r.getMessage()) for r in logs.records],
+            [('WARNING', 'cleanup round failed, retrying in 1 s: '
+              "ClientDisconnected('server gone')"),
+             ('ERROR', 'cleanup round failed')])
 
     def test_thread_survives_a_failing_round(self):
         calls = []

@@ -1033,9 +1033,10 @@ class ConcurrencyTests(_TwoRequestsTestCase):
         # last bucket would conflict with the concurrent creation.  And a
         # BTree insert reads every node on its path, so in one big tree of
         # sessions a split anywhere below a node conflicts with every
-        # concurrent insert below it.  With one tree and one range: 26
-        # pairs conflict, 5 of them on the tree of sessions.  With 256
-        # trees and 64 ranges of the index: 6, none on the trees.
+        # concurrent insert below it.  With one tree of sessions and one
+        # of the index, in sixteen ranges: 26 pairs conflict, 5 of them on
+        # the tree of sessions (with one range: 215).  With 256 trees of
+        # sessions and 64 of the index: 4.
         from zope_sessionx.session import SessionData
         tm, conn = self._open()
         sdc = conn.root()['sdc']
