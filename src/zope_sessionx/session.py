@@ -572,13 +572,13 @@ class PersistentSessionDataContainer(zope.location.Location,
                                      persistent.Persistent):
     """See `IExpiringSessionDataContainer`: sessions stored in the ZODB.
 
-    Sessions live in an OOBTree keyed by a digest of the client id; their
-    number in a `BTrees.Length.Length`; an `OOTreeSet` indexes them by the
-    step of time in which they would expire (then by digest, which spreads
-    concurrent inserts over the buckets of that step).  Requests add to the
-    index only when they create a session: recording an access writes the
-    session's record and nothing else.  The cleaner drops the entries it
-    visits and re-indexes the sessions that turn out to be alive.
+    Sessions live in 256 OOBTrees keyed by a digest of the client id
+    (`_Sessions`); their number in a `BTrees.Length.Length`; 64
+    `OOTreeSet` shards index them by the step of time in which they would
+    expire, then by digest (`_Index`).  Requests add to the index only
+    when they create a session: recording an access writes the session's
+    record and nothing else.  The cleaner drops the entries it visits and
+    re-indexes the sessions that turn out to be alive.
     """
 
     timeout = _DueSetting(_SETTINGS['timeout'])
