@@ -648,7 +648,11 @@ class ICleaner(Interface):
         """Run rounds in a daemon thread, ``cleanup_period`` apart."""
 
     def stop(timeout=None):
-        """Stop the thread after its current round."""
+        """Stop the thread after its current round.
+
+        Waits for it, at most *timeout* seconds, unless called from the
+        thread itself (by an event handler, say).
+        """
 
 
 #: Why a session was removed (`ISessionRemovedEvent.reason`).
