@@ -52,6 +52,7 @@ import zope_sessionx.cleanup
 import zope_sessionx.http
 import zope_sessionx.interfaces
 import zope_sessionx.session
+import zope_sessionx.storage
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -135,8 +136,8 @@ class _Floor(_Setup):
         self.db = ZODB.DB(FileStorage(self.path), cache_size=cache_size)
         self.conn = self.db.open()
         root = self.conn.root()
-        self.tree = root['tree'] = zope_sessionx.session._SessionTree()
-        self.index = root['index'] = zope_sessionx.session._ExpiryIndex()
+        self.tree = root['tree'] = zope_sessionx.storage.SessionTree()
+        self.index = root['index'] = zope_sessionx.storage.ExpiryIndexShard()
         self.count = root['count'] = Length()
         for n in range(sessions):
             self._store(n)
@@ -309,7 +310,7 @@ def cleanupRun(impl, size):
         live = impls.populate(impl, api, conn.root(), size - half,
                               key='live')
         if impl == 'zope_sessionx':
-            clock.now += sdc.timeout // 2 + sdc.grace + 2 * sdc.index_step
+            clock.now += sdc.timeout // 2 + sdc.grace + 2 * sdc.indexStep
         transaction.commit()
         conn.cacheMinimize()
 
@@ -334,9 +335,9 @@ def cleanupRun(impl, size):
                 stopping.wait(0.005)
 
         if impl == 'zope_sessionx':
-            cleaner = zope_sessionx.cleanup.Cleaner(
-                zope_sessionx.cleanup.storedOpener(db, sdc._p_oid))
-            cconn = cleaner._open(cleaner.transaction_manager)._p_jar
+            opener = zope_sessionx.cleanup.StoredOpener(db, sdc._p_oid)
+            cleaner = zope_sessionx.cleanup.Cleaner(opener)
+            cconn = opener(cleaner.transaction_manager)._p_jar
             cleaner.transaction_manager.abort()
             cconn.cacheMinimize()
             cconn.getTransferCounts(True)
@@ -430,7 +431,6 @@ def main(argv=None):
         args.sessions, args.repeat, args.requests = 200, 50, 30
         args.processes, args.cleanup_sizes = 2, '400'
         args.cache_sizes = '400'
-    zope_sessionx.cleanup.setAutostart(False)
     both = ('zope.session', 'zope_sessionx')
     out = {}
 

@@ -24,8 +24,6 @@ import impls  # noqa: E402
 
 def main():
     impl, host, port, name, requests = sys.argv[1:6]
-    import zope_sessionx.cleanup
-    zope_sessionx.cleanup.setAutostart(False)
     db = ZEO.DB((host, int(port)))
     conn = db.open()
     root = conn.root()

@@ -12,16 +12,19 @@ class FieldProperty(_FieldProperty):
     zope.schema's `FieldProperty` binds its field on every read of a
     value left at its default, which showed as a fifth of the time of
     creating a session.  Fields here have constant defaults, so the
-    default is taken once.  *error* (optional) turns a validation error
-    into another exception: it is called with the name, the value and the
-    error's description.
+    default is taken once.  *error* turns a validation error into the
+    exception raised: it is called with the name, the value and the
+    error's description.  With *secret* true, the value is never shown:
+    *error* gets ``'<secret>'`` instead, and the validation error (which
+    may carry the value) is not chained.
     """
 
-    def __init__(self, field, error=None):
+    def __init__(self, field, error, secret=False):
         super().__init__(field)
         self._name = field.__name__
         self._default = field.default
         self._error = error
+        self._secret = secret
 
     def __get__(self, inst, klass):
         if inst is None:
@@ -35,6 +38,7 @@ class FieldProperty(_FieldProperty):
         try:
             super().__set__(inst, value)
         except ValidationError as error:
-            if self._error is None:
-                raise
+            if self._secret:
+                raise self._error(
+                    self._name, '<secret>', error.doc()) from None
             raise self._error(self._name, value, error.doc()) from error

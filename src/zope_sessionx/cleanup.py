@@ -1,11 +1,17 @@
-"""Cleanup out of band: the cleaner thread and the cluster lease.
+"""Cleanup out of band: the cleaner, its thread, and the registry of the
+cleaners a process runs.
 
-Every process that uses a container runs a `Cleaner` for it (started on
-first use, see `setAutostart`).  A round first asks the container, reading
-a handful of objects and writing nothing, whether anything can be removed;
-only then does it take the container's `Lease`, so that one process of the
-cluster cleans at a time, and remove sessions in short transactions of at
-most ``cleanup_batch`` sessions, retrying conflicts with back-off.
+Every process that uses a container runs a `Cleaner` for it, started on
+first use unless the container's ``cleanerThread`` setting is off.  A
+round first asks the container, reading a handful of objects and writing
+nothing, whether anything can be removed; only then does it take the
+container's lease (an `~zope_sessionx.interfaces.ILease` stored with it),
+so that one process of the cluster cleans at a time, and remove sessions
+in short transactions of at most ``cleanupBatch`` sessions, retrying
+conflicts with back-off.
+
+The cleaner knows containers only through
+`~zope_sessionx.interfaces.ISessionDataContainerMaintenance`.
 """
 import logging
 import os
@@ -15,7 +21,6 @@ import time
 import uuid
 import weakref
 
-import persistent
 import transaction
 import zope.event
 from transaction.interfaces import TransientError
@@ -24,63 +29,16 @@ from zope.interface import implementer
 
 from zope_sessionx.events import CleanupRoundEvent
 from zope_sessionx.interfaces import ICleaner
-from zope_sessionx.interfaces import ICleanupResult
-from zope_sessionx.interfaces import ILease
 
 
 __all__ = [
-    'CleanupResult',
     'Cleaner',
-    'Lease',
     'cleanerFor',
-    'setAutostart',
     'stopAll',
-    'storedOpener',
+    'StoredOpener',
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@implementer(ICleanupResult)
-class CleanupResult:
-    """See `ICleanupResult`."""
-
-    def __init__(self):
-        self.timeout = self.lifetime = self.evicted = self.stale = 0
-        self.more = False
-
-    def removed(self):
-        return self.timeout + self.lifetime + self.evicted
-
-    def __repr__(self):
-        return ('<CleanupResult timeout={0.timeout} lifetime={0.lifetime}'
-                ' evicted={0.evicted} stale={0.stale} more={0.more}>'
-                .format(self))
-
-
-@implementer(ILease)
-class Lease(persistent.Persistent):
-    """Who may clean a container, until when; stored in the database.
-
-    Its own small record, so that taking it never rewrites the container.
-    Two processes taking it at once conflict on it: one of them wins.
-    """
-
-    holder = None
-    expires = 0
-
-    def acquire(self, holder, now, duration):
-        """See `ILease`."""
-        if self.holder != holder and self.expires >= now:
-            return False
-        self.holder = holder
-        self.expires = now + duration
-        return True
-
-    def release(self, holder):
-        """See `ILease`."""
-        if self.holder == holder:
-            self.expires = 0
 
 
 def _processName():
@@ -96,7 +54,8 @@ class Cleaner:
     container as that transaction manager's connection sees it.  *holder*
     names this cleaner in the lease (default: host, process and a random
     part).  *sleep* waits between retries; the thread (see `start`) waits
-    ``cleanup_period`` seconds between rounds.
+    ``cleanupPeriod`` seconds between rounds.  If *open_container*
+    has a ``close`` method, a stopped cleaner calls it.
     """
 
     max_attempts = 5
@@ -141,7 +100,7 @@ class Cleaner:
                 # half periods (the lease lapses, then the next round of
                 # another process takes it).
                 if not lease.acquire(self.holder, container.now(),
-                                     container.cleanup_period / 2):
+                                     container.cleanupPeriod / 2):
                     tm.abort()
                     return None
                 result = container.cleanup()
@@ -176,6 +135,12 @@ class Cleaner:
         self._thread.start()
 
     def _run(self):
+        try:
+            self._loop()
+        finally:
+            self._close()
+
+    def _loop(self):
         period = 10
         while not self._stopping.is_set():
             try:
@@ -202,10 +167,18 @@ class Cleaner:
                 self.transaction_manager.abort()
             self._stopping.wait(period)
 
+    def _close(self):
+        # Let go of the connections the opener keeps, so that a stopped
+        # cleaner holds no database open.
+        self.transaction_manager.abort()
+        close = getattr(self._open, 'close', None)
+        if close is not None:
+            close()
+
     def _period(self):
         tm = self.transaction_manager
         tm.begin()
-        period = self._open(tm).cleanup_period
+        period = self._open(tm).cleanupPeriod
         tm.abort()
         return period
 
@@ -224,9 +197,17 @@ class Cleaner:
         """See `ICleaner`."""
         self._stopping.set()
         thread = self._thread
-        # From the thread itself (an event handler, say), just ask.
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        if thread is None:
+            # Rounds were run by hand, if at all: let go now.
+            self._close()
+        elif thread is not threading.current_thread():
+            # (From the thread itself, an event handler say, just ask.)
+            self.join(timeout)
+
+    def join(self, timeout=None):
+        """See `ICleaner`."""
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     @property
     def running(self):
@@ -234,75 +215,66 @@ class Cleaner:
         return self._thread is not None and self._thread.is_alive()
 
 
-def storedOpener(db, oid):
-    """Return an opener for `Cleaner`: the object *oid* of *db*.
+class StoredOpener:
+    """An opener for `Cleaner`: the object *oid* of *db*.
 
-    Opens one connection per transaction manager, kept for the cleaner's
-    life.
+    Opens one connection per transaction manager, kept until `close`.
     """
-    connections = {}
 
-    def open_container(tm):
-        connection = connections.get(tm)
+    def __init__(self, db, oid):
+        self.db = db
+        self.oid = oid
+        self._connections = {}
+
+    def __call__(self, transaction_manager):
+        connection = self._connections.get(transaction_manager)
         if connection is None:
-            connection = connections[tm] = db.open(transaction_manager=tm)
-        return connection.get(oid)
-    return open_container
+            connection = self.db.open(transaction_manager=transaction_manager)
+            self._connections[transaction_manager] = connection
+        return connection.get(self.oid)
+
+    def close(self):
+        """Close the connections opened, and forget the database."""
+        connections, self._connections = self._connections, {}
+        for connection in connections.values():
+            if connection.opened:
+                connection.close()
+        self.db = None
 
 
-_autostart = True
-_cleaners = {}
+# Anchor (a database, or a container that is not stored) -> {name ->
+# Cleaner}.  Weak, so that a closed database or a dropped container is
+# not kept alive by the registry; a stopped cleaner lets go of it too.
+_cleaners = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
-def setAutostart(flag):
-    """Say whether containers start their cleaner on first use.
-
-    On by default.  Test suites that do not want threads turn it off.
-    """
-    global _autostart
-    _autostart = flag
-
-
-def cleanerFor(container, start=None):
+def cleanerFor(container):
     """Return the running `Cleaner` of *container*, starting it if needed.
 
-    A container stored in a database gets one cleaner per process and
-    database, with its own connection; one that is not stored (a RAM
-    container registered as a global utility) one per object.  Returns
-    ``None`` when autostart is off (and *start* is not true) or when the
-    container cannot be cleaned out of band (not stored, and not a RAM
-    container).
+    One cleaner per process and `cleanerTarget
+    <zope_sessionx.interfaces.ISessionDataContainerMaintenance.cleanerTarget>`
+    (for a stored container, per database and oid).  Returns ``None``
+    when the container cannot be cleaned out of band.
     """
-    if not (_autostart if start is None else start):
+    target = container.cleanerTarget()
+    if target is None:
         return None
-    jar = container._p_jar
-    if jar is not None:
-        db = jar.db()
-        key = (id(db), container._p_oid)
-        opener = storedOpener(db, container._p_oid)
-        manager = None
-    elif getattr(container, '_ramRoot', None) is not None:
-        key = id(container)
-        ref = weakref.ref(container)
-
-        def opener(tm):
-            return ref()
-        manager = transaction.manager
-    else:
-        return None
+    anchor, name, opener, transaction_manager = target
     with _lock:
-        cleaner = _cleaners.get(key)
+        cleaners = _cleaners.setdefault(anchor, {})
+        cleaner = cleaners.get(name)
         if cleaner is None or not cleaner.running:
-            cleaner = _cleaners[key] = Cleaner(opener, manager)
+            cleaner = cleaners[name] = Cleaner(opener, transaction_manager)
             cleaner.start()
         return cleaner
 
 
 def stopAll(timeout=None):
-    """Stop every cleaner this process started."""
+    """Stop every cleaner this process started, and wait for them."""
     with _lock:
-        cleaners = list(_cleaners.values())
+        cleaners = [cleaner for named in list(_cleaners.values())
+                    for cleaner in named.values()]
         _cleaners.clear()
     for cleaner in cleaners:
         cleaner.stop(timeout)

@@ -13,8 +13,8 @@ class SessionCreatedEvent:
 
     def __init__(self, container, session_data, client_id):
         self.container = container
-        self.session_data = session_data
-        self.client_id = client_id
+        self.sessionData = session_data
+        self.clientId = client_id
 
 
 @implementer(ISessionRemovedEvent)
@@ -23,9 +23,9 @@ class SessionRemovedEvent:
 
     def __init__(self, container, session_data, reason, client_id=None):
         self.container = container
-        self.session_data = session_data
+        self.sessionData = session_data
         self.reason = reason
-        self.client_id = client_id
+        self.clientId = client_id
 
 
 @implementer(ISessionLimitReachedEvent)

@@ -92,6 +92,13 @@ def _checkCookiePolicy(setting, value, hostPrefix, domain, cookiePath):
             setting, value, "a __Host- cookie must have Path=/")
 
 
+def _Setting(name, secret=False):
+    # Every cookie setting is validated by its field, and refused with a
+    # CookiePolicyError naming it.
+    return FieldProperty(ICookieClientIdManager[name], CookiePolicyError,
+                         secret=secret)
+
+
 @implementer(ICookieClientIdManager)
 class CookieClientIdManager(zope.location.Location, Persistent):
     """See `ICookieClientIdManager`.
@@ -102,20 +109,20 @@ class CookieClientIdManager(zope.location.Location, Persistent):
     `ICookieClientIdManager` may be given by keyword.
     """
 
-    thirdparty = FieldProperty(ICookieClientIdManager['thirdparty'])
-    cookieLifetime = FieldProperty(ICookieClientIdManager['cookieLifetime'])
-    secure = FieldProperty(ICookieClientIdManager['secure'])
-    autoSecure = FieldProperty(ICookieClientIdManager['autoSecure'])
-    postOnly = FieldProperty(ICookieClientIdManager['postOnly'])
-    domain = FieldProperty(ICookieClientIdManager['domain'])
-    cookiePath = FieldProperty(ICookieClientIdManager['cookiePath'])
-    namespace = FieldProperty(ICookieClientIdManager['namespace'])
-    httpOnly = FieldProperty(ICookieClientIdManager['httpOnly'])
-    sameSite = FieldProperty(ICookieClientIdManager['sameSite'])
-    hostPrefix = FieldProperty(ICookieClientIdManager['hostPrefix'])
-    namespaces = FieldProperty(ICookieClientIdManager['namespaces'])
-    acceptLegacyIds = FieldProperty(ICookieClientIdManager['acceptLegacyIds'])
-    secrets = FieldProperty(ICookieClientIdManager['secrets'])
+    thirdparty = _Setting('thirdparty')
+    cookieLifetime = _Setting('cookieLifetime')
+    secure = _Setting('secure')
+    autoSecure = _Setting('autoSecure')
+    postOnly = _Setting('postOnly')
+    domain = _Setting('domain')
+    cookiePath = _Setting('cookiePath')
+    namespace = _Setting('namespace')
+    httpOnly = _Setting('httpOnly')
+    sameSite = _Setting('sameSite')
+    hostPrefix = _Setting('hostPrefix')
+    namespaces = _Setting('namespaces')
+    acceptLegacyIds = _Setting('acceptLegacyIds')
+    secrets = _Setting('secrets', secret=True)
 
     def __init__(self, namespace=None, secret=None, **settings):
         if namespace is None:

@@ -21,27 +21,6 @@ _ = MessageFactory('zope_sessionx')
 __docformat__ = 'restructuredtext'
 
 
-class SessionError(Exception):
-    """Base class of every exception zope_sessionx raises.
-
-    .. versionadded:: 0.1
-    """
-
-
-class MissingClientIdException(SessionError):
-    """The request carries no client id and none may be set on it.
-
-    Raised by `IClientIdManager.getClientId` when the manager is not allowed
-    to issue a new id for this request (third-party cookies, or
-    ``postOnly`` and a request that is not a POST).  The ``request``
-    attribute is the request concerned (or ``None``).
-    """
-
-    def __init__(self, request=None):
-        super().__init__()
-        self.request = request
-
-
 class IClock(Interface):
     """The source of the current time.
 
@@ -88,53 +67,6 @@ URL = 'url'
 #: `ICookieClientIdManager.getClientIdSource` for an id issued during the
 #: request.
 NEW = 'new'
-
-
-class InvalidSettingError(SessionError, ValueError):
-    """A container setting was refused.
-
-    ``setting`` names it, ``value`` is the refused value.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, setting, value, reason):
-        super().__init__(
-            '{}={!r} refused: {}'.format(setting, value, reason))
-        self.setting = setting
-        self.value = value
-        self.reason = reason
-
-
-class SessionLimitError(SessionError):
-    """No session can be created: the container holds its maximum.
-
-    ``limit`` is the container's ``max_number``.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, limit):
-        super().__init__(
-            'cannot create a session: the limit of {} sessions is reached'
-            .format(limit))
-        self.limit = limit
-
-
-class CookiePolicyError(SessionError, ValueError):
-    """A cookie setting was refused.
-
-    ``setting`` names the setting, ``value`` is the refused value.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, setting, value, reason):
-        super().__init__(
-            '{}={!r} refused: {}'.format(setting, value, reason))
-        self.setting = setting
-        self.value = value
-        self.reason = reason
 
 
 class ICookieClientIdManager(IClientIdManager):
@@ -448,8 +380,9 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
     cleanup out of band.
 
     Expiry never depends on cleanup having run: a session idle for longer
-    than `timeout`, or older than `max_lifetime`, is never returned.
-    Removing it from storage is a separate step (`cleanup`, run by a
+    than `timeout`, or older than `maxLifetime`, is never returned.
+    Removing it from storage is a separate step
+    (`ISessionDataContainerMaintenance.cleanup`, run by a
     `~zope_sessionx.cleanup.Cleaner` or by hand), never done inside a
     request.  Settings may be changed at any time; no session is lost by a
     change.  A negative or non-integer setting is refused with
@@ -458,7 +391,7 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
     .. versionadded:: 0.1
     """
 
-    max_lifetime = schema.Int(
+    maxLifetime = schema.Int(
         title=_("Maximum lifetime"),
         description=_(
             "Seconds since its creation after which a session expires, "
@@ -468,7 +401,7 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         min=0,
     )
 
-    target_number = schema.Int(
+    targetNumber = schema.Int(
         title=_("Target number of sessions"),
         description=_(
             "Cleanup removes the least recently used sessions until no "
@@ -478,7 +411,7 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         min=0,
     )
 
-    max_number = schema.Int(
+    maxNumber = schema.Int(
         title=_("Maximum number of sessions"),
         description=_(
             "Creating a session when this many are stored raises "
@@ -491,7 +424,7 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         min=0,
     )
 
-    cleanup_period = schema.Int(
+    cleanupPeriod = schema.Int(
         title=_("Cleanup period"),
         description=_("Seconds between two cleanup rounds."),
         default=10,
@@ -499,7 +432,7 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         min=1,
     )
 
-    cleanup_batch = schema.Int(
+    cleanupBatch = schema.Int(
         title=_("Cleanup batch"),
         description=_(
             "At most this many sessions are removed in one cleanup "
@@ -537,7 +470,7 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         """Return the epoch time *session_data* expires at, or ``None``.
 
         The earlier of last access + `timeout` and creation +
-        `max_lifetime`, ignoring settings that are 0.
+        `maxLifetime`, ignoring settings that are 0.
         """
 
     def isExpired(session_data, now=None):
@@ -546,29 +479,59 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         *now* defaults to `now()`.
         """
 
-    def cleanup(limit=None):
+    cleanerThread = schema.Bool(
+        title=_("Cleaner thread"),
+        description=_(
+            "Whether each process that uses this container runs a cleaner "
+            "thread for it, started on first use.  Turn it off where a "
+            "cleaner of its own (a separate process, or a test that runs "
+            "cleanup by hand) does the work."),
+        default=True,
+        required=False,
+    )
+
+
+class ISessionDataContainerMaintenance(Interface):
+    """What only a cleaner or an operator calls on a container.
+
+    Kept apart from `IExpiringSessionDataContainer` so that security
+    declarations can protect it separately from what requests use.
+
+    .. versionadded:: 0.1
+    """
+
+    indexStep = Attribute(
+        "Seconds of one step of the expiry index: sessions due in the same "
+        "step are indexed together, and cleanup removes whole steps.")
+
+    grace = Attribute(
+        "Seconds after its expiry before `cleanup` removes a session, so "
+        "that a request that read it just in time finishes first.")
+
+    lease = Attribute(
+        "The cleanup `ILease`: ``holder`` names the process cleaning (or "
+        "the last that did), ``expires`` until when.  Stored in the "
+        "database, so that one process of a cluster cleans at a time.")
+
+    def cleanup(limit=None, grace=None):
         """Do one transaction's worth of cleanup; return an `ICleanupResult`.
 
-        Removes expired sessions (idle for longer than `timeout`, or older
-        than `max_lifetime`), then the least recently used ones while more
-        than `target_number` are stored; at most *limit* (default
-        `cleanup_batch`) sessions.  Finds them through an index by
+        Removes sessions expired (idle for longer than ``timeout``, or
+        older than ``maxLifetime``) for more than *grace* seconds (default:
+        `grace`), then the least recently used ones while more than
+        ``targetNumber`` are stored; at most *limit* (default
+        ``cleanupBatch``) sessions.  Finds them through an index by
         expiry time, so the cost grows with what is removed, not with what
         is stored.  Does not commit: the caller does, and calls again while
         the result's ``more`` is true.  Notifies `ISessionRemovedEvent` for
         each removed session.
         """
 
-    lease = Attribute(
-        "The cleanup lease: ``holder`` names the process cleaning (or the "
-        "last that did), ``expires`` until when.  Stored in the database, "
-        "so that one process of a cluster cleans at a time.")
-
     def hasCleanupWork():
         """Return whether `cleanup` should run now.
 
         True when a session may be due for removal, when there are more
-        sessions than ``target_number``, or when the time at which
+        sessions than ``targetNumber``, or when the time at which
         cleanup next has work must be worked out again (`cleanup` does
         that).  Reads at most a few objects and writes nothing.
         """
@@ -576,7 +539,8 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
     def sweep():
         """Remove every expired session now; return how many.
 
-        Calls `cleanup` until it is done, in the current transaction.
+        Calls `cleanup` with no grace until it is done, in the current
+        transaction.
         """
 
     def moveSession(old_client_id, new_client_id):
@@ -589,6 +553,21 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         id had a live session.
         """
 
+    def cleanerTarget():
+        """Return how a cleaner in another thread reaches this container.
+
+        A tuple ``(anchor, name, opener, transaction_manager)``: *anchor*
+        (a database, or the container itself) and *name* (an oid, or
+        ``None``) identify the container among the cleaners of the
+        process, and the registry holds *anchor* weakly; *opener* is called
+        with a transaction manager and returns the container as that
+        manager's connection sees it (``None`` once it is gone), and may
+        have a ``close()`` method; *transaction_manager* is the one the
+        cleaner must use, or ``None`` for a new one of its own.  Returns
+        ``None`` when the container cannot be cleaned out of band (it is
+        not stored anywhere a cleaner can open it).
+        """
+
 
 class ICleanupResult(Interface):
     """What one call of `IExpiringSessionDataContainer.cleanup` did.
@@ -598,7 +577,7 @@ class ICleanupResult(Interface):
 
     timeout = Attribute("Sessions removed because they were idle too long.")
     lifetime = Attribute("Sessions removed because they were too old.")
-    evicted = Attribute("Sessions removed to get down to target_number.")
+    evicted = Attribute("Sessions removed to get down to targetNumber.")
     stale = Attribute("Outdated index entries dropped.")
     more = Attribute("Whether there is more to do now.")
 
@@ -645,13 +624,20 @@ class ICleaner(Interface):
         """
 
     def start():
-        """Run rounds in a daemon thread, ``cleanup_period`` apart."""
+        """Run rounds in a daemon thread, ``cleanupPeriod`` apart."""
 
     def stop(timeout=None):
         """Stop the thread after its current round.
 
         Waits for it, at most *timeout* seconds, unless called from the
-        thread itself (by an event handler, say).
+        thread itself (by an event handler, say).  A stopped cleaner
+        closes the connections it opened.
+        """
+
+    def join(timeout=None):
+        """Wait, at most *timeout* seconds, until the thread has ended.
+
+        Returns at once if it was never started.
         """
 
 
@@ -669,13 +655,13 @@ class ISessionEvent(Interface):
     """
 
     container = Attribute("The `IExpiringSessionDataContainer`.")
-    session_data = Attribute("The `ISessionData` concerned.")
+    sessionData = Attribute("The `ISessionData` concerned.")
 
 
 class ISessionCreatedEvent(ISessionEvent):
     """A session was stored for a client, in the request's transaction."""
 
-    client_id = Attribute("The client's id.")
+    clientId = Attribute("The client's id.")
 
 
 class ISessionRemovedEvent(ISessionEvent):
@@ -687,13 +673,13 @@ class ISessionRemovedEvent(ISessionEvent):
 
     reason = Attribute(
         "Why: 'timeout', 'lifetime', 'evicted' or 'invalidated'.")
-    client_id = Attribute(
+    clientId = Attribute(
         "The client's id, or None when the cleaner removed it (the "
         "container stores only a digest of the id).")
 
 
 class ISessionLimitReachedEvent(Interface):
-    """A session is about to be refused: `max_number` are stored.
+    """A session is about to be refused: `maxNumber` are stored.
 
     Handlers may make room (remove sessions); the limit is checked again
     after them.
@@ -702,7 +688,7 @@ class ISessionLimitReachedEvent(Interface):
     """
 
     container = Attribute("The container.")
-    limit = Attribute("Its max_number.")
+    limit = Attribute("Its maxNumber.")
 
 
 class ICleanupRoundEvent(Interface):
@@ -734,15 +720,16 @@ class ISession(Interface):
     """
 
     def __getitem__(product_id):
-        """Return the relevant `ISessionPkgData`.
+        """Return the client's `ISessionPkgData` for *product_id*.
 
-        This involves locating the correct `ISessionDataContainer` for the
-        given product id (the utility named after it, else the unnamed
-        one), determining the client id, and returning the relevant data.
-
-        .. caution::
-           This method creates the session for the client when it does
-           not exist yet.
+        The `ISessionDataContainer` is the utility named after the product
+        id, else the unnamed one.  If the client has stored data for the
+        product there, that data is returned.  Otherwise a new, empty
+        `ISessionPkgData` is returned (the same one for the rest of the
+        request), and nothing is stored yet: no client id is issued, no
+        cookie set and no session created until its first write, which
+        stores it in the client's session (creating the session if
+        needed).  A request that only reads stores nothing.
         """
 
     def get(product_id, default=None):
@@ -804,6 +791,17 @@ class ISessionData(IMapping):
         Concurrent settings never conflict: the largest value wins.
         """
 
+    def markRemoved():
+        """Record that a container removed this session.
+
+        For `ISessionDataContainer` implementations: it writes the
+        session's record, and the record refuses to merge with a
+        concurrent change, so that a request still using the session and
+        its removal never both commit.
+
+        .. versionadded:: 0.1
+        """
+
     lastAccessTime = schema.Int(
         title=_("Last Access Time"),
         description=_(
@@ -824,4 +822,66 @@ class ISessionPkgData(IMapping):
     One returned by `ISession.__getitem__` for a client without a session
     is stored (and the client given an id) on its first write: a request
     that only reads stores nothing.
+    """
+
+
+# -- exceptions ---------------------------------------------------------------
+
+class SessionError(Exception):
+    """Base class of every exception zope_sessionx raises.
+
+    .. versionadded:: 0.1
+    """
+
+
+class MissingClientIdException(SessionError):
+    """The request carries no client id and none may be set on it.
+
+    Raised by `IClientIdManager.getClientId` when the manager is not allowed
+    to issue a new id for this request (third-party cookies, or
+    ``postOnly`` and a request that is not a POST).  The ``request``
+    attribute is the request concerned (or ``None``).
+    """
+
+    def __init__(self, request=None):
+        super().__init__()
+        self.request = request
+
+
+class InvalidSettingError(SessionError, ValueError):
+    """A setting was refused.
+
+    ``setting`` names it, ``value`` is the refused value, ``reason`` says
+    why.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, setting, value, reason):
+        super().__init__(
+            '{}={!r} refused: {}'.format(setting, value, reason))
+        self.setting = setting
+        self.value = value
+        self.reason = reason
+
+
+class SessionLimitError(SessionError):
+    """No session can be created: the container holds its maximum.
+
+    ``limit`` is the container's ``maxNumber``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, limit):
+        super().__init__(
+            'cannot create a session: the limit of {} sessions is reached'
+            .format(limit))
+        self.limit = limit
+
+
+class CookiePolicyError(InvalidSettingError):
+    """A cookie setting (of an `ICookieClientIdManager`) was refused.
+
+    .. versionadded:: 0.1
     """

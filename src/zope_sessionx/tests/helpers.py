@@ -15,7 +15,10 @@ from zope.publisher.browser import BrowserRequest
 from zope.publisher.http import HTTPRequest
 
 from zope_sessionx import cleanup
+from zope_sessionx.interfaces import IClientId
+from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import IClock
+from zope_sessionx.interfaces import ISessionDataContainer
 
 
 #: A fixed starting point for fake clocks (2023-11-14T22:13:20Z).
@@ -63,16 +66,13 @@ def nextRequest(previous, namespace, **kw):
 
 
 def setUpComponents(test=None):
-    """Start with a clean component registry (unittest and doctest).
-
-    Containers do not start cleaner threads: tests run cleanup rounds
-    themselves, under a fake clock.
-    """
+    """Start with a clean component registry (unittest and doctest)."""
     zope.component.testing.setUp(test)
-    cleanup.setAutostart(False)
 
 
 def tearDownComponents(test=None):
+    """Stop any cleaner a test started, abort, clean the registry."""
+    cleanup.stopAll(30)
     transaction.abort()
     zope.component.testing.tearDown(test)
 
@@ -111,3 +111,58 @@ class FileStorageDB:
 
     def lastTransaction(self):
         return self.storage.lastTransaction()
+
+
+class TwoRequestsTestCase(ComponentsTestCase):
+    """Two requests at once: two transaction managers on one FileStorage.
+
+    Each request goes through the real `Session` adapter, with its
+    connection's copy of the container registered as the utility.
+    """
+
+    def setUp(self):
+        super().setUp()
+        from zope_sessionx.container import PersistentSessionDataContainer
+        from zope_sessionx.http import CookieClientIdManager
+        from zope_sessionx.session import ClientId
+        self.ids = CookieClientIdManager('sid', 's3cret')
+        zope.component.provideUtility(self.ids, IClientIdManager)
+        zope.component.provideAdapter(ClientId, provides=IClientId)
+        self.fs = FileStorageDB()
+        self.addCleanup(self.fs.close)
+        manager = transaction.TransactionManager()
+        conn = self.fs.db.open(manager)
+        sdc = conn.root()['sdc'] = PersistentSessionDataContainer()
+        sdc.cleanerThread = False
+        sdc.timeout = 3600
+        sdc.resolution = 600
+        manager.commit()
+        conn.close()
+        self.requests = []
+
+    def _open(self):
+        """Start a request: its own transaction manager and connection."""
+        manager = transaction.TransactionManager()
+        conn = self.fs.db.open(manager)
+        manager.begin()
+        self.addCleanup(conn.close)
+        self.addCleanup(manager.abort)
+        return manager, conn
+
+    def _session(self, conn, cookie=None):
+        from zope_sessionx.session import Session
+        zope.component.provideUtility(conn.root()['sdc'],
+                                      ISessionDataContainer)
+        request = makeRequest({'sid': cookie} if cookie else None)
+        return Session(request)
+
+    def _createClient(self, **data):
+        manager, conn = self._open()
+        session = self._session(conn)
+        session['products.foo'].update(data)
+        manager.commit()
+        return session.client_id
+
+    def _read(self, client_id):
+        manager, conn = self._open()
+        return dict(self._session(conn, client_id)['products.foo'])

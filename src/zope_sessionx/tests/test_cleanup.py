@@ -8,12 +8,12 @@ import zope.component
 from zope.interface.verify import verifyObject
 
 from zope_sessionx import cleanup
+from zope_sessionx.container import PersistentSessionDataContainer
+from zope_sessionx.data import SessionData
 from zope_sessionx.interfaces import ICleanupResult
 from zope_sessionx.interfaces import ICleanupRoundEvent
 from zope_sessionx.interfaces import ISessionRemovedEvent
-from zope_sessionx.session import PersistentSessionDataContainer
-from zope_sessionx.session import RAMSessionDataContainer
-from zope_sessionx.session import SessionData
+from zope_sessionx.ram import RAMSessionDataContainer
 from zope_sessionx.tests.helpers import EPOCH
 from zope_sessionx.tests.helpers import FileStorageDB
 from zope_sessionx.tests.helpers import installClock
@@ -24,7 +24,8 @@ from zope_sessionx.tests.helpers import tearDownComponents
 class LeaseTests(unittest.TestCase):
 
     def _makeOne(self):
-        return cleanup.Lease()
+        from zope_sessionx.storage import Lease
+        return Lease()
 
     def test_conforms(self):
         from zope_sessionx.interfaces import ILease
@@ -53,7 +54,8 @@ class LeaseTests(unittest.TestCase):
 class CleanupResultTests(unittest.TestCase):
 
     def test_conforms(self):
-        result = cleanup.CleanupResult()
+        from zope_sessionx.container import CleanupResult
+        result = CleanupResult()
         verifyObject(ICleanupResult, result)
         result.timeout, result.evicted = 2, 3
         self.assertEqual(result.removed(), 5)
@@ -75,8 +77,9 @@ class _DatabaseTestCase(unittest.TestCase):
         self.addCleanup(self.conn.close)
         self.addCleanup(self.app.abort)
         sdc = self.conn.root()['sdc'] = PersistentSessionDataContainer()
+        sdc.cleanerThread = False
         sdc.timeout = 600
-        sdc.cleanup_batch = 3
+        sdc.cleanupBatch = 3
         self.app.commit()
         self.sdc = sdc
         self.sleeps = []
@@ -85,20 +88,30 @@ class _DatabaseTestCase(unittest.TestCase):
         tearDownComponents()
 
     def _cleaner(self, holder='me'):
+        self.opener = cleanup.StoredOpener(self.fs.db, self.sdc._p_oid)
         cleaner = cleanup.Cleaner(
-            cleanup.storedOpener(self.fs.db, self.sdc._p_oid),
-            holder=holder, sleep=self.sleeps.append)
-        self.addCleanup(cleaner.transaction_manager.abort)
+            self.opener, holder=holder, sleep=self.sleeps.append)
+        self.addCleanup(cleaner.stop)
         return cleaner
 
+    def _cleanerConnection(self, cleaner):
+        # The connection the cleaner's rounds use.
+        connection = self.opener(cleaner.transaction_manager)._p_jar
+        cleaner.transaction_manager.abort()
+        return connection
+
     def _populate(self, n, prefix='client'):
+        """Store *n* sessions; return them."""
         self.app.begin()
+        stored = []
         for i in range(n):
-            self.sdc['%s%d' % (prefix, i)] = SessionData()
+            data = self.sdc['%s%d' % (prefix, i)] = SessionData()
+            stored.append(data)
         self.app.commit()
+        return stored
 
     def _expire(self):
-        self.clock.advance(600 + self.sdc.grace + self.sdc.index_step)
+        self.clock.advance(600 + self.sdc.grace + self.sdc.indexStep)
 
 
 class CleanerRoundTests(_DatabaseTestCase):
@@ -121,22 +134,21 @@ class CleanerRoundTests(_DatabaseTestCase):
     def test_idle_hour_costs_nothing(self):
         self._populate(20)
         cleaner = self._cleaner()
-        connection = cleaner._open(cleaner.transaction_manager)._p_jar
-        cleaner.transaction_manager.abort()
+        connection = self._cleanerConnection(cleaner)
         connection.cacheMinimize()
         connection.getTransferCounts(True)
         before = self.fs.lastTransaction()
         rounds = 0
         # A fake-clock hour without traffic; nothing can expire before the
         # sessions' timeout (and grace) has passed.
-        for _ in range(0, 540, self.sdc.cleanup_period):
+        for _ in range(0, 540, self.sdc.cleanupPeriod):
             self.assertIsNone(cleaner.round())
             rounds += 1
             loads, stores = connection.getTransferCounts(True)
             self.assertLessEqual(loads, 10)
             self.assertEqual(stores, 0)
             connection.cacheMinimize()
-            self.clock.advance(self.sdc.cleanup_period)
+            self.clock.advance(self.sdc.cleanupPeriod)
         self.assertEqual(rounds, 54)
         self.assertEqual(self.fs.lastTransaction(), before)
         self.clock.advance(3600)
@@ -151,16 +163,15 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.sdc.timeout = 900
         self.app.commit()
         cleaner = self._cleaner()
-        connection = cleaner._open(cleaner.transaction_manager)._p_jar
-        cleaner.transaction_manager.abort()
+        connection = self._cleanerConnection(cleaner)
         for _ in range(3):
             connection.cacheMinimize()
             connection.getTransferCounts(True)
             self.assertIsNone(cleaner.round())
             self.assertEqual(connection.getTransferCounts(True), (2, 0))
-            self.clock.advance(self.sdc.cleanup_period)
+            self.clock.advance(self.sdc.cleanupPeriod)
         # And the new timeout is what the schedule follows.
-        self.clock.advance(900 + self.sdc.grace + self.sdc.index_step)
+        self.clock.advance(900 + self.sdc.grace + self.sdc.indexStep)
         self.assertEqual(cleaner.round().timeout, 1500)
 
     def test_empty_container_costs_nothing(self):
@@ -190,7 +201,7 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.assertIsNone(other.round())
 
     def test_conflict_with_a_request_is_retried_and_request_wins(self):
-        self._populate(1)
+        oid = self._populate(1)[0]._p_oid
         self._expire()
         cleaner = self._cleaner()
         # While the cleaner removes the session, a request (of a client
@@ -204,7 +215,7 @@ class CleanerRoundTests(_DatabaseTestCase):
             if not done:
                 done.append(True)
                 request_tm.begin()
-                data = request_conn.root()['sdc']._sessions.values()[0]
+                data = request_conn.get(oid)
                 data.setLastAccessTime(int(self.clock()))
                 request_tm.commit()
 
@@ -261,7 +272,7 @@ class CleanerRoundTests(_DatabaseTestCase):
             del sys.modules[module.__name__]
         self._expire()
         cleaner = self._cleaner()
-        with self.assertLogs('zope_sessionx.session', 'ERROR') as logs:
+        with self.assertLogs('zope_sessionx.container', 'ERROR') as logs:
             stats = cleaner.round()
         self.assertEqual(stats.timeout, 2)
         self.assertEqual(len(logs.records), 1)
@@ -273,12 +284,11 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.assertEqual(len(self.sdc), 1)
 
     def test_damaged_record_without_cleaner_is_logged_by_container(self):
-        self._populate(1)
+        data, = self._populate(1)
         self._expire()
         self.app.begin()
-        data = self.sdc._sessions.values()[0]
         data.__class__ = _Unreadable
-        with self.assertLogs('zope_sessionx.session', 'ERROR'):
+        with self.assertLogs('zope_sessionx.container', 'ERROR'):
             result = self.sdc.cleanup()
         self.assertEqual(result.removed(), 0)
         self.app.abort()
@@ -296,10 +306,11 @@ class RAMCleanerTests(unittest.TestCase):
     def test_round_on_unsaved_ram_container(self):
         import threading
         sdc = RAMSessionDataContainer()
+        sdc.cleanerThread = False
         sdc.timeout = 60
         sdc['a'] = SessionData()
         transaction.commit()
-        self.clock.advance(60 + sdc.grace + sdc.index_step)
+        self.clock.advance(60 + sdc.grace + sdc.indexStep)
         results = []
 
         def clean():
@@ -324,35 +335,93 @@ class _Unreadable(SessionData):
 
 class CleanerThreadTests(_DatabaseTestCase):
 
-    def tearDown(self):
-        cleanup.stopAll(5)
-        cleanup.setAutostart(False)
-        super().tearDown()
+    def _threads(self):
+        import threading
+        return [thread for thread in threading.enumerate()
+                if thread.name == 'zope_sessionx cleaner']
 
     def test_started_on_first_use_once_and_stoppable(self):
-        cleanup.setAutostart(True)
-        self.app.begin()
+        before = len(self._threads())
+        self.sdc.cleanerThread = True
+        self.app.commit()
         self.sdc.get('someone')
-        cleaner = self.sdc._v_cleaner
+        self.sdc['someone'] = SessionData()
+        self.assertEqual(len(self._threads()), before + 1)
+        cleaner = cleanup.cleanerFor(self.sdc)
         self.assertTrue(cleaner.running)
+        # The same one, for this database and container.
         self.assertIs(cleanup.cleanerFor(self.sdc), cleaner)
+        self.assertEqual(len(self._threads()), before + 1)
         cleanup.stopAll(5)
         self.assertFalse(cleaner.running)
 
-    def test_not_started_when_off_or_not_stored(self):
-        self.assertIsNone(cleanup.cleanerFor(self.sdc))
-        self.assertIsNone(
-            cleanup.cleanerFor(PersistentSessionDataContainer(), start=True))
+    def test_not_started_when_off(self):
+        before = len(self._threads())
+        self.app.begin()
+        self.sdc['someone'] = SessionData()
+        self.sdc.get('someone')
+        self.assertEqual(len(self._threads()), before)
+
+    def test_not_started_when_not_stored(self):
+        sdc = PersistentSessionDataContainer()
+        self.assertIsNone(sdc.cleanerTarget())
+        self.assertIsNone(cleanup.cleanerFor(sdc))
+        before = len(self._threads())
+        sdc['someone'] = SessionData()
+        self.assertEqual(len(self._threads()), before)
 
     def test_ram_container_gets_its_own(self):
         sdc = RAMSessionDataContainer()
-        cleaner = cleanup.cleanerFor(sdc, start=True)
+        before = len(self._threads())
+        sdc['someone'] = SessionData()
+        self.assertEqual(len(self._threads()), before + 1)
+        cleaner = cleanup.cleanerFor(sdc)
         self.assertTrue(cleaner.running)
         cleaner.stop(5)
         self.assertFalse(cleaner.running)
 
+    def test_stopped_cleaner_closes_its_connection(self):
+        import ZODB
+        db = ZODB.DB(None)
+        self.addCleanup(db.close)
+        tm = transaction.TransactionManager()
+        conn = db.open(tm)
+        sdc = conn.root()['sdc'] = PersistentSessionDataContainer()
+        tm.commit()
+        cleaner = cleanup.cleanerFor(sdc)
+        self.assertTrue(cleaner.running)
+        self.assertEqual(len([c for c in db.pool.all if c.opened]), 2)
+        cleaner.stop(5)
+        self.assertEqual([c for c in db.pool.all if c.opened], [conn])
+        conn.close()
+
+    def test_opener_close_lets_go_of_the_database(self):
+        opener = cleanup.StoredOpener(self.fs.db, self.sdc._p_oid)
+        tm = transaction.TransactionManager()
+        self.assertEqual(opener(tm)._p_oid, self.sdc._p_oid)
+        tm.abort()
+        opener.close()
+        self.assertIsNone(opener.db)
+        self.assertEqual([c for c in self.fs.db.pool.all if c.opened],
+                         [self.conn])
+        opener.close()
+
+    def test_registry_does_not_keep_a_container_alive(self):
+        import gc
+        import weakref
+        sdc = RAMSessionDataContainer()
+        cleaner = cleanup.cleanerFor(sdc)
+        cleaner.stop(5)
+        ref = weakref.ref(sdc)
+        del sdc
+        gc.collect()
+        self.assertIsNone(ref())
+        # A new container gets a new cleaner.
+        other = RAMSessionDataContainer()
+        self.assertIsNot(cleanup.cleanerFor(other), cleaner)
+
     def test_thread_loop_runs_rounds_until_stopped(self):
-        self.sdc.cleanup_period = 1
+        self.sdc.cleanupPeriod = 1
         self.app.commit()
         self._populate(2)
         self._expire()
@@ -365,9 +434,9 @@ class CleanerThreadTests(_DatabaseTestCase):
                     self.stop()
 
         cleaner = Counting(
-            cleanup.storedOpener(self.fs.db, self.sdc._p_oid))
+            cleanup.StoredOpener(self.fs.db, self.sdc._p_oid))
         cleaner.start()
-        cleaner._thread.join(30)
+        cleaner.join(30)
         self.assertFalse(cleaner.running)
         self.assertEqual([r and r.timeout for r in rounds], [2, None])
 
@@ -375,12 +444,12 @@ class CleanerThreadTests(_DatabaseTestCase):
         # Run *cleaner*'s thread to its end; return what it logged.
         with self.assertLogs('zope_sessionx.cleanup', 'INFO') as logs:
             cleaner.start()
-            cleaner._thread.join(30)
+            cleaner.join(30)
         self.assertFalse(cleaner.running)
         return [(r.levelname, r.getMessage()) for r in logs.records]
 
     def test_thread_stops_quietly_when_database_closes(self):
-        self.sdc.cleanup_period = 1
+        self.sdc.cleanupPeriod = 1
         self.app.commit()
         db = self.fs.db
         rounds = []
@@ -396,7 +465,7 @@ class CleanerThreadTests(_DatabaseTestCase):
                 db.close()
                 return period
 
-        cleaner = Closing(cleanup.storedOpener(db, self.sdc._p_oid),
+        cleaner = Closing(cleanup.StoredOpener(db, self.sdc._p_oid),
                           holder='me')
         self.assertEqual(self._stopLogs(cleaner), [(
             'INFO', 'cleaner me stops: its database is closed or its'
@@ -421,9 +490,9 @@ class CleanerThreadTests(_DatabaseTestCase):
         # for a transient reason.  Once the server is back, it goes on.
         from ZEO.Exceptions import ClientDisconnected
         sdc = self.sdc
-        sdc.cleanup_period = 1
+        sdc.cleanupPeriod = 1
         self.app.commit()
-        opener = cleanup.storedOpener(self.fs.db, sdc._p_oid)
+        opener = cleanup.StoredOpener(self.fs.db, sdc._p_oid)
         calls = []
 
         def flaky_opener(tm):
@@ -446,7 +515,7 @@ class CleanerThreadTests(_DatabaseTestCase):
         cleaner = Flaky(flaky_opener)
         with self.assertLogs('zope_sessionx.cleanup', 'WARNING') as logs:
             cleaner.start()
-            cleaner._thread.join(30)
+            cleaner.join(30)
         self.assertFalse(cleaner.running)
         self.assertEqual(len(calls), 4)
         self.assertEqual(
@@ -466,12 +535,12 @@ class CleanerThreadTests(_DatabaseTestCase):
                 self.stop()
 
         sdc = self.sdc
-        sdc.cleanup_period = 1
+        sdc.cleanupPeriod = 1
         self.app.commit()
-        cleaner = Flaky(cleanup.storedOpener(self.fs.db, sdc._p_oid))
+        cleaner = Flaky(cleanup.StoredOpener(self.fs.db, sdc._p_oid))
         with self.assertLogs('zope_sessionx.cleanup', 'ERROR'):
             cleaner.start()
-            cleaner._thread.join(30)
+            cleaner.join(30)
         self.assertEqual(len(calls), 2)
 
     def test_conforms(self):
@@ -481,6 +550,7 @@ class CleanerThreadTests(_DatabaseTestCase):
     def test_stop_without_start(self):
         cleaner = cleanup.Cleaner(lambda tm: None)
         cleaner.stop()
+        cleaner.join()
         self.assertFalse(cleaner.running)
 
     def test_holder_name_names_the_process(self):

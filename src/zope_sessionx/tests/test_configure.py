@@ -13,12 +13,12 @@ from zope.security.checker import getCheckerForInstancesOf
 from zope.traversing.interfaces import IPathAdapter
 
 import zope_sessionx
+from zope_sessionx.container import PersistentSessionDataContainer
 from zope_sessionx.http import CookieClientIdManager
 from zope_sessionx.interfaces import IClientId
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
-from zope_sessionx.session import PersistentSessionDataContainer
 from zope_sessionx.session import Session
 from zope_sessionx.tests.helpers import FileStorageDB
 from zope_sessionx.tests.helpers import installClock
@@ -76,9 +76,9 @@ class ConfigureTests(unittest.TestCase):
         self.assertEqual(str(IClientId(request)), sid)
 
     def test_declares_security(self):
-        from zope_sessionx.session import RAMSessionDataContainer
-        from zope_sessionx.session import SessionData
-        from zope_sessionx.session import SessionPkgData
+        from zope_sessionx.data import SessionData
+        from zope_sessionx.data import SessionPkgData
+        from zope_sessionx.ram import RAMSessionDataContainer
         checker = getCheckerForInstancesOf(Session)
         self.assertIs(checker.permission_id('get'), CheckerPublic)
         manager = getCheckerForInstancesOf(CookieClientIdManager)
@@ -143,6 +143,7 @@ class SiteRegistrationTests(unittest.TestCase):
         site.setSiteManager(LocalSiteManager(site))
         sm = site.getSiteManager()
         sdc = sm['default']['sessions'] = PersistentSessionDataContainer()
+        sdc.cleanerThread = False
         sm.registerUtility(sdc, ISessionDataContainer)
         ids = sm['default']['ids'] = CookieClientIdManager('site_sid')
         sm.registerUtility(ids, IClientIdManager)

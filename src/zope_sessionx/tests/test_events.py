@@ -26,7 +26,7 @@ class EventClassesTests(unittest.TestCase):
 
     def test_removed_event_carries_reason_and_id(self):
         event = events.SessionRemovedEvent('sdc', 'data', 'evicted')
-        self.assertEqual((event.reason, event.client_id), ('evicted', None))
+        self.assertEqual((event.reason, event.clientId), ('evicted', None))
 
     def test_round_event_counts_start_at_zero(self):
         event = events.CleanupRoundEvent('sdc')

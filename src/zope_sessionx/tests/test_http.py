@@ -11,9 +11,9 @@ from zope.interface import implementer
 from zope.interface.verify import verifyClass
 from zope.interface.verify import verifyObject
 from zope.publisher.interfaces.http import IHTTPRequest
-from zope.schema.interfaces import ValidationError
 from zope.traversing.interfaces import ITraversable
 
+from zope_sessionx.interfaces import CookiePolicyError
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ICookieClientIdManager
 from zope_sessionx.interfaces import MissingClientIdException
@@ -78,8 +78,23 @@ class CookieClientIdManagerTests(ComponentsTestCase):
         self.assertEqual(manager.namespaces, ('form', 'cookie'))
         self.assertRaises(TypeError, self._getTargetClass(), 'sid', 'x',
                           colour='red')
-        self.assertRaises(ValidationError, self._getTargetClass(), 'sid',
-                          'x', sameSite='lax')
+        with self.assertRaises(CookiePolicyError) as caught:
+            self._getTargetClass()('sid', 'x', sameSite='lax')
+        self.assertEqual((caught.exception.setting, caught.exception.value),
+                         ('sameSite', 'lax'))
+
+    def test_every_setting_refused_with_cookie_policy_error(self):
+        from zope_sessionx.interfaces import InvalidSettingError
+        manager = self._makeOne()
+        for name, value in [('cookieLifetime', -1), ('thirdparty', 'yes'),
+                            ('namespaces', ('cookie', 'cookie')),
+                            ('sameSite', 'lax'), ('domain', b'x')]:
+            with self.assertRaises(CookiePolicyError) as caught:
+                setattr(manager, name, value)
+            error = caught.exception
+            self.assertIsInstance(error, InvalidSettingError)
+            self.assertEqual((error.setting, error.value), (name, value))
+            self.assertIn(name, str(error))
 
     def test_ctor_generates_namespace_and_secret(self):
         one = self._getTargetClass()()
@@ -91,9 +106,9 @@ class CookieClientIdManagerTests(ComponentsTestCase):
 
     def test_namespace_validated(self):
         manager = self._makeOne()
-        self.assertRaises(ValidationError, setattr, manager, 'namespace',
+        self.assertRaises(CookiePolicyError, setattr, manager, 'namespace',
                           'has space')
-        self.assertRaises(ValidationError, setattr, manager, 'namespace',
+        self.assertRaises(CookiePolicyError, setattr, manager, 'namespace',
                           'caf\xe9')
 
     def test_repr_hides_secret(self):
@@ -506,9 +521,20 @@ class SecretRotationTests(_ManagerTestCase):
 
     def test_secrets_validated(self):
         manager = self._makeOne()
-        self.assertRaises(ValidationError, setattr, manager, 'secrets', ())
-        self.assertRaises(ValidationError, setattr, manager, 'secrets',
+        self.assertRaises(CookiePolicyError, setattr, manager, 'secrets', ())
+        self.assertRaises(CookiePolicyError, setattr, manager, 'secrets',
                           ('',))
+
+    def test_refused_secrets_never_shown(self):
+        import traceback
+        manager = self._makeOne()
+        with self.assertRaises(CookiePolicyError) as caught:
+            manager.secrets = ('good-enough-secret', 42)
+        error = caught.exception
+        self.assertEqual(error.setting, 'secrets')
+        text = ''.join(traceback.format_exception(error))
+        self.assertNotIn('good-enough-secret', text)
+        self.assertNotIn('42', text)
 
     def test_repr_and_logs_never_show_secrets(self):
         manager = self._makeOne(secrets=('new-secret', 'old-secret'))

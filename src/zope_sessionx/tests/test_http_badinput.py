@@ -18,13 +18,13 @@ from zope.publisher.browser import BrowserRequest
 from zope.publisher.http import HTTPCharsets
 from zope.publisher.interfaces.http import IHTTPRequest
 
+from zope_sessionx.container import PersistentSessionDataContainer
 from zope_sessionx.http import CookieClientIdManager
 from zope_sessionx.interfaces import IClientId
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.session import ClientId
-from zope_sessionx.session import PersistentSessionDataContainer
 from zope_sessionx.session import Session
 from zope_sessionx.tests.helpers import installClock
 from zope_sessionx.tests.helpers import setUpComponents

@@ -7,11 +7,11 @@ import zope.session.session
 from zope.configuration import xmlconfig
 
 import zope_sessionx
+from zope_sessionx.container import PersistentSessionDataContainer
 from zope_sessionx.http import CookieClientIdManager
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
-from zope_sessionx.session import PersistentSessionDataContainer
 from zope_sessionx.tests.helpers import EPOCH
 from zope_sessionx.tests.helpers import FileStorageDB
 from zope_sessionx.tests.helpers import installClock
@@ -60,6 +60,7 @@ class ImportZopeSessionsTests(unittest.TestCase):
         conn = self.fs.db.open()
         old, ids = self._oldSite(conn)
         new = conn.root()['new'] = PersistentSessionDataContainer()
+        new.cleanerThread = False
         self.assertEqual(self._callFUT(old, new), 1)
         del conn.root()['old']
         transaction.commit()

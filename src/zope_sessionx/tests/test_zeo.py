@@ -12,9 +12,8 @@ import unittest
 import transaction
 import ZEO
 
-from zope_sessionx import cleanup
-from zope_sessionx.session import SessionData
-from zope_sessionx.session import SessionPkgData
+from zope_sessionx.data import SessionData
+from zope_sessionx.data import SessionPkgData
 from zope_sessionx.tests.zeoworker import SECRET
 from zope_sessionx.tests.zeoworker import QuickContainer
 
@@ -34,7 +33,6 @@ def _waitFor(predicate, seconds, what):
 class ZEOClusterTests(unittest.TestCase):
 
     def setUp(self):
-        cleanup.setAutostart(False)
         self.directory = tempfile.mkdtemp(prefix='zope_sessionx-zeo-')
         self.addCleanup(shutil.rmtree, self.directory, True)
         self.addr, stop = ZEO.server(
@@ -106,8 +104,8 @@ class ZEOClusterTests(unittest.TestCase):
 
     def test_one_cleaner_at_a_time_taken_over_after_sigkill(self):
         period = 2
-        sdc = self._container(timeout=1, cleanup_period=period,
-                              cleanup_batch=2)
+        sdc = self._container(timeout=1, cleanupPeriod=period,
+                              cleanupBatch=2)
         self._clients(sdc, 4000)
         created = time.time()
         # Let them expire (the workers use the real clock).

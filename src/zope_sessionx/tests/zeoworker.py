@@ -19,13 +19,13 @@ import zope.component
 from ZODB.POSException import ConflictError
 
 from zope_sessionx import cleanup
+from zope_sessionx.container import PersistentSessionDataContainer
 from zope_sessionx.http import CookieClientIdManager
 from zope_sessionx.interfaces import IClientId
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.session import ClientId
-from zope_sessionx.session import PersistentSessionDataContainer
 from zope_sessionx.session import Session
 from zope_sessionx.tests.helpers import makeRequest
 
@@ -37,11 +37,15 @@ class QuickContainer(PersistentSessionDataContainer):
     """A container whose cleanup follows expiry closely (for tests)."""
 
     grace = 0
-    index_step = 1
+    indexStep = 1
+
+    def __init__(self):
+        super().__init__()
+        # The tests start cleaners themselves.
+        self.cleanerThread = False
 
 
 def _register(root):
-    cleanup.setAutostart(False)
     zope.component.provideUtility(
         CookieClientIdManager('sid', SECRET), IClientIdManager)
     zope.component.provideAdapter(ClientId, provides=IClientId)
@@ -54,7 +58,7 @@ def clean(db, name, seconds):
     conn = db.open(tm)
     oid = conn.root()['sdc']._p_oid
     tm.abort()
-    cleaner = cleanup.Cleaner(cleanup.storedOpener(db, oid), holder=name)
+    cleaner = cleanup.Cleaner(cleanup.StoredOpener(db, oid), holder=name)
     cleaner.start()
     print('ready', flush=True)
     deadline = time.monotonic() + seconds

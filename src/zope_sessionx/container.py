@@ -1,0 +1,483 @@
+"""The persistent session data container: a mapping of client ids to
+sessions, with expiry on every read, limits, and cleanup in short steps.
+
+Where its records live is `zope_sessionx.storage`'s business; who runs
+the cleanup, `zope_sessionx.cleanup`'s.
+"""
+import logging
+
+import persistent
+import zope.event
+import zope.location
+from ZODB.POSException import ConflictError
+from zope.interface import implementer
+
+from zope_sessionx._field import FieldProperty
+from zope_sessionx.cleanup import StoredOpener
+from zope_sessionx.cleanup import cleanerFor
+from zope_sessionx.clock import currentTime
+from zope_sessionx.events import SessionCreatedEvent
+from zope_sessionx.events import SessionLimitReachedEvent
+from zope_sessionx.events import SessionRemovedEvent
+from zope_sessionx.interfaces import EVICTED
+from zope_sessionx.interfaces import INVALIDATED
+from zope_sessionx.interfaces import LIFETIME
+from zope_sessionx.interfaces import TIMEOUT
+from zope_sessionx.interfaces import ICleanupResult
+from zope_sessionx.interfaces import IExpiringSessionDataContainer
+from zope_sessionx.interfaces import InvalidSettingError
+from zope_sessionx.interfaces import ISessionDataContainerMaintenance
+from zope_sessionx.interfaces import SessionLimitError
+from zope_sessionx.storage import SessionStore
+from zope_sessionx.storage import digest
+from zope_sessionx.storage import entryKey
+from zope_sessionx.storage import entryStep
+
+
+__all__ = [
+    'CleanupResult',
+    'PersistentSessionDataContainer',
+]
+
+logger = logging.getLogger(__name__)
+
+
+@implementer(ICleanupResult)
+class CleanupResult:
+    """See `ICleanupResult`."""
+
+    def __init__(self):
+        self.timeout = self.lifetime = self.evicted = self.stale = 0
+        self.more = False
+
+    def removed(self):
+        """See `ICleanupResult`."""
+        return self.timeout + self.lifetime + self.evicted
+
+    def __repr__(self):
+        return ('<CleanupResult timeout={0.timeout} lifetime={0.lifetime}'
+                ' evicted={0.evicted} stale={0.stale} more={0.more}>'
+                .format(self))
+
+
+class _Setting(FieldProperty):
+    """A container setting: validated, refused with `InvalidSettingError`."""
+
+    def __init__(self, field):
+        super().__init__(field, InvalidSettingError)
+
+
+class _DueSetting(_Setting):
+    """A setting that says when sessions are due: changing it works out
+    the cleanup schedule anew, in the same transaction."""
+
+    def __set__(self, inst, value):
+        super().__set__(inst, value)
+        inst._settingsChanged()
+
+
+_SETTINGS = IExpiringSessionDataContainer
+
+
+@implementer(IExpiringSessionDataContainer, ISessionDataContainerMaintenance)
+class PersistentSessionDataContainer(zope.location.Location,
+                                     persistent.Persistent):
+    """See `IExpiringSessionDataContainer` and
+    `ISessionDataContainerMaintenance`: sessions stored in the ZODB.
+
+    Its records are kept in a `~zope_sessionx.storage.SessionStore`:
+    sessions in 256 trees keyed by a digest of the client id, their
+    number in a `BTrees.Length.Length`, and 64 shards that index them by
+    the step of time in which they would expire, then by digest.
+    Requests add to the index only when they create a session: recording
+    an access writes the session's record and nothing else.  The cleaner
+    drops the entries it visits and re-indexes the sessions that turn out
+    to be alive.
+    """
+
+    timeout = _DueSetting(_SETTINGS['timeout'])
+    resolution = _Setting(_SETTINGS['resolution'])
+    maxLifetime = _DueSetting(_SETTINGS['maxLifetime'])
+    targetNumber = _Setting(_SETTINGS['targetNumber'])
+    maxNumber = _Setting(_SETTINGS['maxNumber'])
+    cleanupPeriod = _Setting(_SETTINGS['cleanupPeriod'])
+    cleanupBatch = _Setting(_SETTINGS['cleanupBatch'])
+    cleanerThread = _Setting(_SETTINGS['cleanerThread'])
+
+    #: See `ISessionDataContainerMaintenance`.
+    indexStep = 60
+    #: See `ISessionDataContainerMaintenance`.
+    grace = 60
+
+    # The store; None until set up (a subclass may change settings first).
+    _store = None
+    # The cleaner started for this object (False: none to start).
+    _v_cleaner = None
+
+    def __init__(self):
+        self._store = SessionStore()
+        self._reschedule(self.now())
+
+    # -- time ---------------------------------------------------------------
+
+    def now(self):
+        """See `IExpiringSessionDataContainer`."""
+        return currentTime()
+
+    def effectiveResolution(self):
+        """See `IExpiringSessionDataContainer`."""
+        if self.timeout and self.resolution:
+            return min(self.resolution, self.timeout / 8)
+        return self.resolution
+
+    def expiresAt(self, session_data):
+        """See `IExpiringSessionDataContainer`."""
+        due = None
+        if self.timeout:
+            due = session_data.getLastAccessTime() + self.timeout
+        if self.maxLifetime:
+            end = session_data.created + self.maxLifetime
+            due = end if due is None else min(due, end)
+        return due
+
+    def isExpired(self, session_data, now=None):
+        """See `IExpiringSessionDataContainer`."""
+        due = self.expiresAt(session_data)
+        if due is None:
+            return False
+        return due < (self.now() if now is None else now)
+
+    def _expiryReason(self, session_data):
+        # Whichever limit was reached first ended the session.
+        if self.maxLifetime:
+            end = session_data.created + self.maxLifetime
+            if (not self.timeout or end
+                    <= session_data.getLastAccessTime() + self.timeout):
+                return LIFETIME
+        return TIMEOUT
+
+    def _indexEntry(self, session_data, key):
+        due = self.expiresAt(session_data)
+        if due is None:
+            # Nothing expires: order by last access, for eviction.
+            due = session_data.getLastAccessTime()
+        return self._store.index.entry(int(due) // self.indexStep, key)
+
+    # -- the cleaner --------------------------------------------------------
+
+    def cleanerTarget(self):
+        """See `ISessionDataContainerMaintenance`.
+
+        A stored container is opened by its oid in a connection of the
+        cleaner's own; one that is not stored cannot be cleaned out of
+        band.
+        """
+        jar = self._p_jar
+        if jar is None:
+            return None
+        db = jar.db()
+        return db, self._p_oid, StoredOpener(db, self._p_oid), None
+
+    def _startCleaner(self):
+        if self._v_cleaner is None:
+            self._v_cleaner = (self.cleanerThread and cleanerFor(self)
+                               or False)
+
+    # -- mapping --------------------------------------------------------------
+
+    def __getitem__(self, client_id):
+        """See `ISessionDataContainer`."""
+        self._startCleaner()
+        session_data = self._store.sessions.get(digest(client_id))
+        if session_data is None:
+            raise KeyError(client_id)
+        if not (self.timeout or self.maxLifetime):
+            return session_data
+        now = self.now()
+        if self.isExpired(session_data, now):
+            raise KeyError(client_id)
+        if (self.timeout and session_data.getLastAccessTime()
+                + self.effectiveResolution() < now):
+            # Only the session's own record is written.  Its index entry
+            # still says when it would have expired without this access;
+            # the cleaner, finding it then, re-indexes it.
+            session_data.setLastAccessTime(int(now))
+        return session_data
+
+    def get(self, client_id, default=None):
+        """See `ISessionDataContainer`."""
+        try:
+            return self[client_id]
+        except KeyError:
+            return default
+
+    def __contains__(self, client_id):
+        """See `ISessionDataContainer`: stored and not expired."""
+        session_data = self._store.sessions.get(digest(client_id))
+        return (session_data is not None
+                and not self.isExpired(session_data))
+
+    def __setitem__(self, client_id, session_data):
+        """See `ISessionDataContainer`."""
+        self._startCleaner()
+        store = self._store
+        key = digest(client_id)
+        now = int(self.now())
+        previous = store.sessions.get(key)
+        if previous is None:
+            self._checkLimit()
+            store.count.change(1)
+        elif previous is not session_data:
+            reason = (self._expiryReason(previous)
+                      if self.isExpired(previous, now) else INVALIDATED)
+            self._dropped(previous, reason, client_id)
+        if not session_data.created:
+            session_data.created = now
+        session_data.setLastAccessTime(now)
+        store.sessions[key] = session_data
+        store.index.insert(self._indexEntry(session_data, key))
+        if previous is not session_data:
+            zope.event.notify(
+                SessionCreatedEvent(self, session_data, client_id))
+
+    def _checkLimit(self):
+        limit = self.maxNumber
+        if limit and len(self) >= limit:
+            zope.event.notify(SessionLimitReachedEvent(self, limit))
+            if len(self) >= limit:
+                raise SessionLimitError(limit)
+
+    def _dropped(self, session_data, reason, client_id=None, guard=False):
+        # Written, so that a request touching it concurrently conflicts.
+        session_data.markRemoved()
+        event = SessionRemovedEvent(self, session_data, reason, client_id)
+        if not guard:
+            zope.event.notify(event)
+            return
+        # Out of band, a failing handler must not stop the cleanup.
+        try:
+            zope.event.notify(event)
+        except ConflictError:
+            raise
+        except Exception:
+            logger.exception('a session removal event handler failed')
+
+    def _remove(self, key, session_data, reason, client_id=None,
+                guard=False):
+        store = self._store
+        del store.sessions[key]
+        store.count.change(-1)
+        self._dropped(session_data, reason, client_id, guard)
+
+    def __delitem__(self, client_id):
+        """See `IExpiringSessionDataContainer`."""
+        key = digest(client_id)
+        session_data = self._store.sessions.get(key)
+        if session_data is None:
+            raise KeyError(client_id)
+        self._remove(key, session_data, INVALIDATED, client_id)
+
+    def __len__(self):
+        """See `IExpiringSessionDataContainer`."""
+        return self._store.count()
+
+    def moveSession(self, old_client_id, new_client_id):
+        """See `ISessionDataContainerMaintenance`."""
+        now = self.now()
+        store = self._store
+        sessions = store.sessions
+        old_key = digest(old_client_id)
+        moving = sessions.get(old_key)
+        if moving is not None:
+            if self.isExpired(moving, now):
+                self._remove(old_key, moving,
+                             self._expiryReason(moving), old_client_id)
+                moving = None
+            else:
+                del sessions[old_key]
+                store.count.change(-1)
+        new_key = digest(new_client_id)
+        present = sessions.get(new_key)
+        if present is not None and not self.isExpired(present, now):
+            if moving is not None:
+                self._dropped(moving, INVALIDATED, old_client_id)
+            return present
+        if moving is None:
+            return None
+        if present is None:
+            store.count.change(1)
+        else:
+            self._dropped(present, self._expiryReason(present),
+                          new_client_id)
+        sessions[new_key] = moving
+        store.index.insert(self._indexEntry(moving, new_key))
+        return moving
+
+    # -- cleanup --------------------------------------------------------------
+
+    @property
+    def lease(self):
+        """See `ISessionDataContainerMaintenance`."""
+        return self._store.lease
+
+    def _cutoff(self, now, grace):
+        # Index entries of steps before this one are due before now -
+        # grace: with a grace, whole steps only, so that a round never
+        # revisits (and rewrites) entries of the current step.
+        if grace:
+            return int(now - grace) // self.indexStep
+        return int(now) // self.indexStep + 1
+
+    def _dueSettings(self):
+        return (self.timeout, self.maxLifetime, self.indexStep)
+
+    def _nextStep(self, now):
+        # No index entry is earlier than the first of its shard, and a
+        # session created from now on is due no earlier than now plus the
+        # shorter of timeout and maximum lifetime (when neither is set,
+        # nothing expires and the step goes unused).
+        shortest = min(filter(None, (self.timeout, self.maxLifetime)),
+                       default=0)
+        step = int(now + shortest) // self.indexStep
+        for entry in self._store.index.heads().values():
+            step = min(step, entryStep(entry))
+        return step
+
+    def _settingsChanged(self):
+        # Now, rather than in a cleanup transaction for just that.  (Not
+        # while the container is being set up.)
+        if self._store is not None:
+            self._reschedule(self.now())
+
+    def _reschedule(self, now):
+        schedule = self._store.schedule
+        step, settings = self._nextStep(now), self._dueSettings()
+        if (schedule.step, schedule.settings) != (step, settings):
+            schedule.step, schedule.settings = step, settings
+
+    def hasCleanupWork(self):
+        """See `ISessionDataContainerMaintenance`."""
+        if self.targetNumber and len(self) > self.targetNumber:
+            return True
+        if not (self.timeout or self.maxLifetime):
+            return False
+        cutoff = self._cutoff(self.now(), self.grace)
+        schedule = self._store.schedule
+        if (schedule.settings == self._dueSettings()
+                and schedule.step >= cutoff):
+            return False
+        # Perhaps something is due.  Rather than look at the front of
+        # every shard of the index in each round until something is, let
+        # the cleanup find out: it also works out the schedule anew.
+        # Without sessions, nothing is due (entries of removed sessions
+        # can wait for the next ones).
+        return len(self) > 0
+
+    def cleanup(self, limit=None, grace=None):
+        """See `ISessionDataContainerMaintenance`.
+
+        A record that cannot be read (its class is gone, say) is logged,
+        left as it is, and its index entry dropped, so it is logged once.
+        A failing `ISessionRemovedEvent` handler is logged and does not
+        stop it.
+        """
+        now = self.now()
+        limit = limit or self.cleanupBatch
+        grace = self.grace if grace is None else grace
+        result = CleanupResult()
+        # Visiting outdated entries costs too: bound them as well.
+        budget = 10 * limit
+        expiring = self.timeout or self.maxLifetime
+        if expiring:
+            budget = self._removeDue(now, grace, limit, budget, result)
+        if self.targetNumber and not result.more:
+            self._evict(limit, budget, result)
+        if expiring and not result.more:
+            self._reschedule(now)
+        return result
+
+    def _removeDue(self, now, grace, limit, budget, result):
+        """Visit the index entries due by *now* - *grace*; return what is
+        left of *budget*."""
+        index = self._store.index
+        entries = index.due(self._cutoff(now, grace), budget)
+        result.more = len(entries) == budget
+        for entry in entries:
+            if result.removed() >= limit:
+                result.more = True
+                break
+            budget -= 1
+            index.remove(entry)
+            self._visit(entryKey(entry), now, grace, result)
+        return budget
+
+    def _visit(self, key, now, grace, result):
+        session_data = self._store.sessions.get(key)
+        if session_data is None:
+            result.stale += 1
+            return
+        try:
+            due = self.expiresAt(session_data)
+            if due is not None and due + grace < now:
+                reason = self._expiryReason(session_data)
+                self._remove(key, session_data, reason, guard=True)
+                setattr(result, reason, getattr(result, reason) + 1)
+                return
+            self._store.index.insert(self._indexEntry(session_data, key))
+            result.stale += 1
+        except ConflictError:
+            raise
+        except Exception as error:
+            # A record that cannot be read (its class is gone, say):
+            # leave it, drop its entry so it is not visited again, go on.
+            logger.error('skipping damaged session record %s: %r',
+                         key.hex(), error)
+
+    def _evict(self, limit, budget, result):
+        """Remove the least recently used sessions while more than
+        `targetNumber` are stored."""
+        index = self._store.index
+        target = self.targetNumber
+        heads = None
+        while len(self) > target:
+            if result.removed() >= limit or budget <= 0:
+                result.more = True
+                return
+            budget -= 1
+            if heads is None:
+                heads = index.heads()
+            if not heads:
+                return
+            # The least recently used: the earliest step, of any shard.
+            shard, entry = min(heads.items(), key=lambda item: item[1])
+            index.remove(entry)
+            self._evictEntry(entry, result)
+            head = index.head(shard)
+            if head is None:
+                del heads[shard]
+            else:
+                heads[shard] = head
+
+    def _evictEntry(self, entry, result):
+        key = entryKey(entry)
+        session_data = self._store.sessions.get(key)
+        if session_data is None:
+            result.stale += 1
+            return
+        current = self._indexEntry(session_data, key)
+        if current != entry:
+            # Same digest, same shard.
+            self._store.index.insert(current)
+            result.stale += 1
+            return
+        self._remove(key, session_data, EVICTED, guard=True)
+        result.evicted += 1
+
+    def sweep(self):
+        """See `ISessionDataContainerMaintenance`."""
+        removed = 0
+        while True:
+            result = self.cleanup(grace=0)
+            removed += result.removed()
+            if not result.more:
+                return removed

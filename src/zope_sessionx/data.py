@@ -1,0 +1,195 @@
+"""Session data: `SessionData` (one client) and `SessionPkgData` (one
+package of it), with the conflict resolution that lets concurrent requests
+share a session.
+
+Both classes are stored in the ZODB: their dotted paths and attribute
+names are frozen (see the persisted-classes list in ``docs/design.rst``).
+"""
+import persistent
+from BTrees.OOBTree import OOBTree
+from ZODB.POSException import ConflictError
+from zope.interface import implementer
+
+from zope_sessionx.interfaces import ISessionData
+from zope_sessionx.interfaces import ISessionPkgData
+
+
+__all__ = [
+    'SessionData',
+    'SessionPkgData',
+]
+
+
+def _attaching(base):
+    """Make the mutating `OOBTree` method *base* store the package data
+    first, if it was handed out before the client's session had it.
+
+    ``_v_attach`` (set by `zope_sessionx.session.Session`, never stored)
+    holds ``(callback, container, package id)``; the callback stores the
+    data, which issues the client id when needed.
+    """
+
+    def wrapper(self, *args, **kw):
+        attach = self._v_attach
+        if attach is not None:
+            # Cleared first: storing it may write to it (a merge).
+            self._v_attach = None
+            callback, sdc, pkg_id = attach
+            try:
+                callback(self, sdc, pkg_id)
+            except BaseException:
+                # Not stored: the next write tries again.
+                self._v_attach = attach
+                raise
+        return base(self, *args, **kw)
+
+    wrapper.__name__ = base.__name__
+    wrapper.__doc__ = base.__doc__
+    return wrapper
+
+
+@implementer(ISessionPkgData)
+class SessionPkgData(OOBTree):
+    """See `ISessionPkgData`.
+
+    The data is the BTree itself: one persistent record per package rather
+    than a wrapper plus a tree, and the BTree's own conflict resolution
+    merges concurrent writes of different keys.  Every mutating method
+    stores data handed out before the client's session had it, then
+    writes.
+    """
+
+    # Set (never stored) on data handed out before the client's session
+    # has it: (callback, container, package id).
+    _v_attach = None
+
+    __setitem__ = _attaching(OOBTree.__setitem__)
+    __delitem__ = _attaching(OOBTree.__delitem__)
+    clear = _attaching(OOBTree.clear)
+    insert = _attaching(OOBTree.insert)
+    pop = _attaching(OOBTree.pop)
+    popitem = _attaching(OOBTree.popitem)
+    setdefault = _attaching(OOBTree.setdefault)
+    update = _attaching(OOBTree.update)
+
+
+_MISSING = object()
+
+
+def _sameRef(a, b):
+    # During conflict resolution references are PersistentReference
+    # objects, which refuse to be compared unless they are the same: compare
+    # their oids.
+    oid_a, oid_b = getattr(a, 'oid', None), getattr(b, 'oid', None)
+    if oid_a is None or oid_b is None:
+        return a is b
+    return oid_a == oid_b
+
+
+def _mergeRefs(old, committed, new):
+    """Three-way merge of two mappings of keys to persistent references."""
+    result = dict(committed)
+    for key in set(old) | set(new):
+        o, n = old.get(key), new.get(key)
+        if _sameRef(o, n):
+            continue
+        c = committed.get(key)
+        if not (_sameRef(c, o) or _sameRef(c, n)):
+            raise ConflictError('both changed package %r' % (key,))
+        if n is None:
+            result.pop(key, None)
+        else:
+            result[key] = n
+    return result
+
+
+@implementer(ISessionData)
+class SessionData(persistent.Persistent):
+    """See `ISessionData`.
+
+    One small record: creation time, last access time and the references
+    to the packages' data.  Its conflict resolution merges what concurrent
+    requests do to one session (the later access time wins; packages added
+    or removed by either are kept) and refuses to merge with its removal,
+    so that a request touching a session and a cleaner removing it never
+    both succeed.
+    """
+
+    created = 0
+    _last = 0
+    _removed = False
+
+    def __init__(self):
+        self._pkgs = {}
+
+    def getLastAccessTime(self):
+        """See `ISessionData`."""
+        return self._last
+
+    def setLastAccessTime(self, value):
+        """See `ISessionData`."""
+        if value > self._last:
+            self._last = value
+
+    lastAccessTime = property(getLastAccessTime, setLastAccessTime,
+                              doc="See `ISessionData`.")
+
+    def markRemoved(self):
+        """See `ISessionData`."""
+        self._removed = True
+
+    def __getitem__(self, pkg_id):
+        return self._pkgs[pkg_id]
+
+    def get(self, pkg_id, default=None):
+        return self._pkgs.get(pkg_id, default)
+
+    def __contains__(self, pkg_id):
+        return pkg_id in self._pkgs
+
+    def __setitem__(self, pkg_id, pkg_data):
+        self._pkgs[pkg_id] = pkg_data
+        self._p_changed = True
+
+    def __delitem__(self, pkg_id):
+        del self._pkgs[pkg_id]
+        self._p_changed = True
+
+    def keys(self):
+        return list(self._pkgs)
+
+    def __iter__(self):
+        return iter(list(self._pkgs))
+
+    def values(self):
+        return list(self._pkgs.values())
+
+    def items(self):
+        return list(self._pkgs.items())
+
+    def __len__(self):
+        return len(self._pkgs)
+
+    def _p_resolveConflict(self, old, committed, new):
+        if committed.get('_removed') or new.get('_removed'):
+            raise ConflictError('session removed while in use')
+        result = dict(committed)
+        for name in set(old) | set(committed) | set(new):
+            if name in ('_last', '_pkgs'):
+                continue
+            o = old.get(name, _MISSING)
+            c = committed.get(name, _MISSING)
+            n = new.get(name, _MISSING)
+            if n == o or n == c:
+                continue
+            if c != o:
+                raise ConflictError('both changed %r' % (name,))
+            if n is _MISSING:
+                del result[name]
+            else:
+                result[name] = n
+        result['_last'] = max(committed.get('_last', 0), new.get('_last', 0))
+        result['_pkgs'] = _mergeRefs(old.get('_pkgs', {}),
+                                     committed.get('_pkgs', {}),
+                                     new.get('_pkgs', {}))
+        return result
