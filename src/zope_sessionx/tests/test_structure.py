@@ -1,0 +1,54 @@
+"""The package's shape, as docs/design.rst draws it."""
+import ast
+import pathlib
+import unittest
+
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1]
+
+#: Each module may import only modules before it (docs/design.rst).
+ORDER = ['interfaces', 'clock', 'events', '_field', 'data', 'storage',
+         'cleanup', 'container', 'ram', 'http', 'session', 'migration']
+
+
+def packageImports(path):
+    """The package modules *path* imports (at any depth)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [node.module + '.' + alias.name
+                                     for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split('.')
+            if parts[0] == 'zope_sessionx' and len(parts) > 1:
+                if parts[1] in ORDER:
+                    found.add(parts[1])
+    return found
+
+
+class StructureTests(unittest.TestCase):
+
+    def _modules(self):
+        return sorted(path for path in PACKAGE.glob('*.py')
+                      if path.name != '__init__.py')
+
+    def test_every_module_is_placed(self):
+        self.assertEqual([path.stem for path in self._modules()],
+                         sorted(ORDER))
+
+    def test_imports_run_one_way(self):
+        for path in self._modules():
+            allowed = set(ORDER[:ORDER.index(path.stem)])
+            self.assertEqual(packageImports(path) - allowed, set(),
+                             path.name)
+
+    def test_no_module_but_interfaces_over_500_lines(self):
+        for path in self._modules():
+            if path.stem == 'interfaces':
+                continue
+            lines = len(path.read_text(encoding='utf-8').splitlines())
+            self.assertLessEqual(lines, 500, path.name)
