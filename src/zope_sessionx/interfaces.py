@@ -570,7 +570,7 @@ class ISessionDataContainerMaintenance(Interface):
 
 
 class ICleanupResult(Interface):
-    """What one call of `IExpiringSessionDataContainer.cleanup` did.
+    """What one call of `ISessionDataContainerMaintenance.cleanup` did.
 
     .. versionadded:: 0.1
     """
