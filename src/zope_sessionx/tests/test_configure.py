@@ -95,6 +95,41 @@ class ConfigureTests(unittest.TestCase):
             checker = getCheckerForInstancesOf(klass)
             self.assertIs(checker.permission_id('keys'), CheckerPublic)
 
+    def test_maintenance_needs_manage_services_through_a_proxy(self):
+        from zope.security.interfaces import Unauthorized
+        from zope.security.management import endInteraction
+        from zope.security.management import newInteraction
+        from zope.security.management import setSecurityPolicy
+        from zope.security.proxy import ProxyFactory
+        from zope.security.simplepolicies import ParanoidSecurityPolicy
+
+        from zope_sessionx.interfaces import ISessionDataContainerMaintenance
+        from zope_sessionx.ram import RAMSessionDataContainer
+
+        class Principal:
+            id = 'anonymous'
+
+        class Participation:
+            principal = Principal()
+            interaction = None
+
+        old = setSecurityPolicy(ParanoidSecurityPolicy)
+        self.addCleanup(setSecurityPolicy, old)
+        newInteraction(Participation())
+        self.addCleanup(endInteraction)
+        for klass in (PersistentSessionDataContainer,
+                      RAMSessionDataContainer):
+            sdc = klass()
+            sdc.cleanerThread = False
+            proxied = ProxyFactory(sdc)
+            # What requests use is public ...
+            self.assertEqual(proxied.timeout, 3600)
+            self.assertIsNone(proxied.get('client'))
+            # ... what only a cleaner or an operator calls is not.
+            for name in ISessionDataContainerMaintenance.names():
+                self.assertRaises(Unauthorized, getattr, proxied, name)
+            self.assertRaises(Unauthorized, setattr, proxied, 'timeout', 1)
+
     def test_virtual_host_subscriber(self):
         from zope.publisher.http import HTTPVirtualHostChangedEvent
         self._provideUtilities()
