@@ -9,6 +9,8 @@ import persistent
 from BTrees.OOBTree import OOBTree
 from ZODB.POSException import ConflictError
 from zope.interface import implementer
+from zope.traversing.interfaces import ITraversable
+from zope.traversing.interfaces import TraversalError
 
 from zope_sessionx.interfaces import ISessionData
 from zope_sessionx.interfaces import ISessionPkgData
@@ -48,7 +50,7 @@ def _attaching(base):
     return wrapper
 
 
-@implementer(ISessionPkgData)
+@implementer(ISessionPkgData, ITraversable)
 class SessionPkgData(OOBTree):
     """See `ISessionPkgData`.
 
@@ -56,7 +58,7 @@ class SessionPkgData(OOBTree):
     than a wrapper plus a tree, and the BTree's own conflict resolution
     merges concurrent writes of different keys.  Every mutating method
     stores data handed out before the client's session had it, then
-    writes.
+    writes.  Path traversal (``request/session:pkg/key``) looks keys up.
     """
 
     # Set (never stored) on data handed out before the client's session
@@ -71,6 +73,18 @@ class SessionPkgData(OOBTree):
     popitem = _attaching(OOBTree.popitem)
     setdefault = _attaching(OOBTree.setdefault)
     update = _attaching(OOBTree.update)
+
+    def traverse(self, name, furtherPath):
+        """Path traversal finds keys, never methods.
+
+        ``request/session:my.shop/items`` is the value stored under
+        ``'items'``, not the mapping's ``items`` method.  A missing key
+        raises `~zope.traversing.interfaces.TraversalError`.
+        """
+        try:
+            return self[name]
+        except KeyError:
+            raise TraversalError(self, name) from None
 
 
 _MISSING = object()

@@ -10,6 +10,8 @@ import zope.component
 from zope.interface import implementer
 from zope.interface.interfaces import ComponentLookupError
 from zope.publisher.interfaces import IRequest
+from zope.traversing.interfaces import IPathAdapter
+from zope.traversing.interfaces import ITraversable
 
 from zope_sessionx.clock import currentTime
 from zope_sessionx.container import PersistentSessionDataContainer
@@ -33,6 +35,7 @@ __all__ = [
     # Defined here.
     'ClientId',
     'Session',
+    'SessionPathAdapter',
     # zope.session.session's names, defined elsewhere.
     'IClientId',
     'IClientIdManager',
@@ -230,3 +233,28 @@ class Session:
 
     def __contains__(self, x):
         raise TypeError
+
+
+@implementer(IPathAdapter, ITraversable)
+@zope.component.adapter(IRequest)
+class SessionPathAdapter:
+    """``request/session:my.package/key`` in page templates.
+
+    Registered as the ``session`` path adapter, trusted: it gets the
+    request without its security proxy, so that it works in untrusted
+    (security-proxied) templates too, where `Session` itself could not
+    record anything in the request.  It offers nothing but reading the
+    current client's data of the package named: traversing it by a
+    package id gives that package's `ISessionPkgData` (empty, and stored
+    nowhere, if the client has none).
+    """
+
+    def __init__(self, request):
+        self.request = request
+
+    def __getitem__(self, pkg_id):
+        return Session(self.request)[pkg_id]
+
+    def traverse(self, name, furtherPath):
+        """See `zope.traversing.interfaces.ITraversable`."""
+        return self[name]

@@ -6,6 +6,7 @@ import zope.component
 from zope.component.hooks import setHooks
 from zope.component.hooks import setSite
 from zope.configuration import xmlconfig
+from zope.pagetemplate.engine import AppPT
 from zope.pagetemplate.engine import TrustedAppPT
 from zope.pagetemplate.pagetemplate import PageTemplate
 from zope.security.checker import CheckerPublic
@@ -20,6 +21,7 @@ from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.session import Session
+from zope_sessionx.session import SessionPathAdapter
 from zope_sessionx.tests.helpers import FileStorageDB
 from zope_sessionx.tests.helpers import installClock
 from zope_sessionx.tests.helpers import makeRequest
@@ -30,6 +32,15 @@ from zope_sessionx.tests.helpers import tearDownComponents
 
 class _Template(TrustedAppPT, PageTemplate):
     """A page template with the Zope TALES engine, rendered with options."""
+
+    def pt_getContext(self, args=(), options=None, **kw):
+        namespace = PageTemplate.pt_getContext(self, args=args)
+        namespace.update(options or {})
+        return namespace
+
+
+class _UntrustedTemplate(AppPT, PageTemplate):
+    """A page template whose expressions see security proxies only."""
 
     def pt_getContext(self, args=(), options=None, **kw):
         namespace = PageTemplate.pt_getContext(self, args=args)
@@ -62,7 +73,7 @@ class ConfigureTests(unittest.TestCase):
         self.assertIsInstance(session, Session)
         self.assertEqual(str(IClientId(request)), session.client_id)
         adapter = zope.component.getAdapter(request, IPathAdapter, 'session')
-        self.assertIsInstance(adapter, Session)
+        self.assertIsInstance(adapter, SessionPathAdapter)
         self.assertTrue(IPathAdapter.providedBy(adapter))
 
     def test_registers_url_namespace(self):
@@ -153,6 +164,56 @@ class ConfigureTests(unittest.TestCase):
         following = nextRequest(request, 'sid')
         self.assertEqual(template(request=following).strip(),
                          '<p>red</p>')
+
+
+    def test_tales_path_finds_keys_before_methods(self):
+        import zope.traversing
+        xmlconfig.file('configure.zcml', zope.traversing)
+        self._provideUtilities()
+        template = _Template()
+        template.write(
+            '<p tal:content="request/session:my.shop/items">x</p>'
+            '<i tal:content="request/session:my.shop/missing | string:no"'
+            '>x</i>')
+        request = makeRequest()
+        ISession(request)['my.shop']['items'] = 3
+        following = nextRequest(request, 'sid')
+        self.assertEqual(template(request=following).strip(),
+                         '<p>3</p><i>no</i>')
+
+    def test_tales_session_path_in_untrusted_template(self):
+        import zope.traversing
+        from zope.security.management import endInteraction
+        from zope.security.management import newInteraction
+        from zope.security.proxy import ProxyFactory
+        from zope.security.interfaces import ForbiddenAttribute
+        from zope.security.proxy import removeSecurityProxy
+        xmlconfig.file('configure.zcml', zope.traversing)
+        self._provideUtilities()
+        request = makeRequest()
+        ISession(request)['products.foo']['color'] = 'red'
+        ISession(request)['products.bar']['secret'] = 'hidden'
+        following = nextRequest(request, 'sid')
+
+        class Principal:
+            id = 'anonymous'
+
+        class Participation:
+            principal = Principal()
+            interaction = None
+
+        newInteraction(Participation())
+        self.addCleanup(endInteraction)
+        template = _UntrustedTemplate()
+        template.write(
+            '<p tal:content="request/session:products.foo/color">x</p>')
+        proxied = ProxyFactory(following)
+        self.assertEqual(template(request=proxied).strip(), '<p>red</p>')
+        # What the template gets is proxied, and offers only reading.
+        adapter = zope.component.getAdapter(proxied, IPathAdapter, 'session')
+        self.assertIsNot(removeSecurityProxy(adapter), adapter)
+        self.assertRaises(ForbiddenAttribute, getattr, adapter, 'request')
+        self.assertEqual(adapter['products.foo']['color'], 'red')
 
 
 class SiteRegistrationTests(unittest.TestCase):
