@@ -142,8 +142,7 @@ class SessionData(persistent.Persistent):
 
     def setLastAccessTime(self, value):
         """See `ISessionData`."""
-        if value > self._last:
-            self._last = value
+        self._last = value
 
     lastAccessTime = property(getLastAccessTime, setLastAccessTime,
                               doc="See `ISessionData`.")

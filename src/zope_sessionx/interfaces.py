@@ -786,9 +786,14 @@ class ISessionData(IMapping):
     def setLastAccessTime(value):
         """Record *value* as the last access time.
 
-        For `ISessionDataContainer` implementations.  The time never moves
-        backwards: a value smaller than the recorded one is ignored.
-        Concurrent settings never conflict: the largest value wins.
+        For `ISessionDataContainer` implementations, and for tests that
+        wind the access time back to make a session expire: the value is
+        recorded as given.  Concurrent settings never conflict: the
+        largest of the values committed wins.
+
+        .. versionchanged:: 0.1
+           Sets the value as given, as zope.session does (development
+           versions only moved it forward).
         """
 
     def markRemoved():

@@ -183,10 +183,10 @@ class ConfigureTests(unittest.TestCase):
 
     def test_tales_session_path_in_untrusted_template(self):
         import zope.traversing
+        from zope.security.interfaces import ForbiddenAttribute
         from zope.security.management import endInteraction
         from zope.security.management import newInteraction
         from zope.security.proxy import ProxyFactory
-        from zope.security.interfaces import ForbiddenAttribute
         from zope.security.proxy import removeSecurityProxy
         xmlconfig.file('configure.zcml', zope.traversing)
         self._provideUtilities()

@@ -562,6 +562,14 @@ class ContainerTestsMixin:
         self.assertTrue(sdc.hasCleanupWork())
         self.assertEqual(sdc.cleanup().timeout, 1)
 
+    def test_winding_the_access_time_back_expires_a_session(self):
+        # What zope.session's doctests (and users' suites) do.
+        sdc = self._makeOne()
+        sdc['client'] = self._makeData()
+        sdc['client'].setLastAccessTime(EPOCH - sdc.timeout - 1)
+        self.assertNotIn('client', sdc)
+        self.assertIsNone(sdc.get('client'))
+
     def test_timeout_change_keeps_sessions(self):
         sdc = self._makeOne()
         sdc['client'] = self._makeData()
