@@ -7,7 +7,7 @@ import zope.component.testing
 from zope.publisher.interfaces import IRequest
 
 
-SECRET = 'benchmark-secret'
+SECRET = 'benchmark-secret-benchmark-secret-bench'
 
 
 def modules(impl):

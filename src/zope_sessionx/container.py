@@ -16,6 +16,7 @@ from zope_sessionx._field import FieldProperty
 from zope_sessionx.cleanup import StoredOpener
 from zope_sessionx.cleanup import cleanerFor
 from zope_sessionx.clock import currentTime
+from zope_sessionx.data import SessionData
 from zope_sessionx.events import SessionCreatedEvent
 from zope_sessionx.events import SessionLimitReachedEvent
 from zope_sessionx.events import SessionRemovedEvent
@@ -309,9 +310,23 @@ class PersistentSessionDataContainer(zope.location.Location,
         else:
             self._dropped(present, self._expiryReason(present),
                           new_client_id)
-        sessions[new_key] = moving
-        store.index.insert(self._indexEntry(moving, new_key))
-        return moving
+        moved = self._successor(moving)
+        sessions[new_key] = moved
+        store.index.insert(self._indexEntry(moved, new_key))
+        return moved
+
+    def _successor(self, session_data):
+        # A new record holding the same packages, and the old one marked
+        # removed: a request still in flight with the old id, which read
+        # the old record, conflicts rather than write into the session
+        # under its new id.
+        moved = SessionData()
+        moved.created = session_data.created
+        moved.setLastAccessTime(session_data.getLastAccessTime())
+        for pkg_id, pkg_data in session_data.items():
+            moved[pkg_id] = pkg_data
+        session_data.markRemoved()
+        return moved
 
     # -- cleanup --------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from urllib.parse import urlunsplit
 
 import zope.location
 from persistent import Persistent
-from transaction.interfaces import IDataManager
 from zope import component
 from zope.interface import implementer
 from zope.publisher.interfaces.http import IHTTPRequest
@@ -38,10 +37,10 @@ from zope_sessionx.interfaces import MissingClientIdException
 __all__ = [
     'ClientIdNamespace',
     'CookieClientIdManager',
-    'CookieRollback',
     'ICookieClientIdManager',
     'MissingClientIdException',
     'notifyVirtualHostChanged',
+    'overHTTPS',
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +54,8 @@ CLIENT_ID_LENGTH = 2 * ID_CHARS
 URL_NAMESPACE = 'sid'
 #: What ``cookieLifetime = 0`` means: as long as browsers keep a cookie.
 MAX_COOKIE_LIFETIME = 400 * 24 * 60 * 60
+#: The fewest characters the signing secret may have.
+MIN_SECRET_LENGTH = 32
 
 # Request annotations: the id decided for this request (None once the
 # cookie is expired), where it came from, and the id of a URL segment.
@@ -81,6 +82,21 @@ def _encode(raw):
 def _sign(secret, id_part, digestmod=hashlib.sha256):
     mac = hmac.new(secret.encode('utf-8'), id_part, digestmod)
     return _encode(mac.digest()[:ID_BYTES])
+
+
+def overHTTPS(request):
+    """Return whether *request* came over TLS, as its server says.
+
+    Reads the transport, never the URL a client can choose (a virtual
+    host path segment such as ``++vh++https:...``, say): the CGI
+    ``HTTPS`` and ``SERVER_PORT_SECURE`` variables and WSGI's
+    ``wsgi.url_scheme``, which servers such as waitress set from trusted
+    proxies' headers only.
+    """
+    environ = getattr(request, 'environment', None) or {}
+    return (str(environ.get('HTTPS', '')).lower() in ('on', '1')
+            or environ.get('SERVER_PORT_SECURE') == '1'
+            or environ.get('wsgi.url_scheme') == 'https')
 
 
 def _checkCookiePolicy(setting, value, hostPrefix, domain, cookiePath):
@@ -122,6 +138,7 @@ class CookieClientIdManager(zope.location.Location, Persistent):
     hostPrefix = _Setting('hostPrefix')
     namespaces = _Setting('namespaces')
     acceptLegacyIds = _Setting('acceptLegacyIds')
+    strictIds = _Setting('strictIds')
     secrets = _Setting('secrets', secret=True)
 
     def __init__(self, namespace=None, secret=None, **settings):
@@ -144,6 +161,15 @@ class CookieClientIdManager(zope.location.Location, Persistent):
                       'cookiePath': self.cookiePath}
             policy[name] = value
             _checkCookiePolicy(name, value, **policy)
+        elif (name == 'secrets' and isinstance(value, tuple) and value
+                and isinstance(value[0], str)
+                and len(value[0]) < MIN_SECRET_LENGTH):
+            # Only older secrets (which verify, never sign) may be short:
+            # zope.session's own are 22 characters.
+            raise CookiePolicyError(
+                'secrets', '<secret>',
+                'the first secret, which signs, must have at least {} '
+                'characters'.format(MIN_SECRET_LENGTH))
         super().__setattr__(name, value)
 
     def __repr__(self):
@@ -206,7 +232,7 @@ class CookieClientIdManager(zope.location.Location, Persistent):
         candidates = []
         for namespace in self.namespaces:
             if namespace == COOKIE:
-                value = request.getCookies().get(self.cookieName)
+                value = self._cookieValue(request)
             elif namespace == FORM:
                 form = getattr(request, 'form', None) or {}
                 value = form.get(self.namespace)
@@ -214,6 +240,20 @@ class CookieClientIdManager(zope.location.Location, Persistent):
                 value = annotations.get(_URL_ID_KEY)
             candidates.append((value, namespace))
         return candidates
+
+    def _cookieValue(self, request):
+        # With two cookies of our name (one tossed from a sibling
+        # subdomain, say), zope.publisher keeps the last, which the client
+        # does not control the order of: take neither.
+        name = self.cookieName
+        header = request.getHeader('Cookie') or ''
+        names = [part.split('=', 1)[0].strip() for part in header.split(';')]
+        if names.count(name) > 1:
+            logger.warning('ignoring %d cookies named %r: a duplicate may '
+                           'have been set from another site',
+                           names.count(name), name)
+            return None
+        return request.getCookies().get(name)
 
     def _find(self, request):
         """Return (id, kind, source) for the request's id, or Nones."""
@@ -243,21 +283,32 @@ class CookieClientIdManager(zope.location.Location, Persistent):
             return self.newClientId(request)
         if _ID_KEY not in annotations:
             annotations[_SOURCE_KEY] = source
-        if self.thirdparty:
+        if self.thirdparty or kind == _CURRENT:
             return sid
-        if kind != _CURRENT:
+        if kind == _OLDER:
             # Re-issue under the current secret, keeping the id part, so
             # that concurrent requests with the old id agree on the new.
             new = sid[:ID_CHARS].encode('ascii')
             new = (new + _sign(self.secret, new)).decode('ascii')
-            annotations[PREVIOUS_CLIENT_ID_KEY] = sid
+        else:
+            # zope.session's random part came from random.random(): a
+            # fresh one.
+            new = self.generateUniqueId()
+        annotations[PREVIOUS_CLIENT_ID_KEY] = sid
+        if source == COOKIE:
             self.setRequestId(request, new)
-            return new
-        if self.cookieLifetime and _ID_KEY not in annotations:
-            # A finite lifetime is renewed on every request, so that an
-            # active client does not lose its cookie.
-            self.setRequestId(request, sid)
-        return sid
+        else:
+            # An id from a URL or a form is for this request only: never
+            # turn it into a cookie.
+            annotations[_ID_KEY] = new
+        return new
+
+    def refreshCookie(self, request):
+        """See `ICookieClientIdManager`."""
+        if (self.cookieLifetime is None or self.thirdparty
+                or self.getClientIdSource(request) != COOKIE):
+            return
+        self.setRequestId(request, self.getRequestId(request))
 
     def newClientId(self, request):
         """See `ICookieClientIdManager`."""
@@ -277,8 +328,7 @@ class CookieClientIdManager(zope.location.Location, Persistent):
 
     def _secureFor(self, request):
         return (self.secure or self.hostPrefix or self.sameSite == 'None'
-                or (self.autoSecure
-                    and request.getApplicationURL().startswith('https:')))
+                or (self.autoSecure and overHTTPS(request)))
 
     def _cookieOptions(self, request):
         if self.hostPrefix:
@@ -323,12 +373,23 @@ class CookieClientIdManager(zope.location.Location, Persistent):
         self._noStore(response)
 
     def _noStore(self, response):
-        # Ask caches not to store the Set-Cookie header, so that one
-        # client's id is never handed to another.
-        response.setHeader('Cache-Control',
-                           'no-cache="Set-Cookie,Set-Cookie2"')
-        response.setHeader('Pragma', 'no-cache')
-        response.setHeader('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT')
+        # No shared cache may store a response that sets a client's id,
+        # or it would hand the id to other clients.  What the application
+        # said about caching is kept, but for 'public' (which 'private'
+        # overrides).
+        directives = [part.strip() for part in
+                      (response.getHeader('Cache-Control') or '').split(',')
+                      if part.strip()]
+        names = [part.split('=', 1)[0].strip().lower()
+                 for part in directives]
+        kept = [part for part, name in zip(directives, names)
+                if name != 'public']
+        if 'private' not in names and 'no-store' not in names:
+            kept.append('private')
+        response.setHeader('Cache-Control', ', '.join(kept))
+        if response.getHeader('Expires') is None:
+            # For HTTP/1.0 caches, which know no Cache-Control.
+            response.setHeader('Expires', 'Mon, 26 Jul 1997 05:00:00 GMT')
         vary = response.getHeader('Vary')
         if not vary:
             response.setHeader('Vary', 'Cookie')
@@ -375,60 +436,6 @@ class CookieClientIdManager(zope.location.Location, Persistent):
             html.escape(self.namespace), html.escape(sid))
 
 
-@implementer(IDataManager)
-class CookieRollback:
-    """Puts a request's id cookie back as it was if the transaction aborts.
-
-    Session changes are transactional; joined to the transaction that
-    holds them, this makes the id cookie that goes with them (and what the
-    request remembers of its id) transactional too.
-    """
-
-    def __init__(self, request, manager, transaction_manager):
-        self.transaction_manager = transaction_manager
-        self._request = request
-        self._name = manager.cookieName
-        cookie = request.response.getCookie(self._name)
-        self._cookie = None if cookie is None else dict(cookie)
-        self._annotations = self._ours(request.annotations)
-
-    @staticmethod
-    def _ours(annotations):
-        return {key: value for key, value in annotations.items()
-                if key.startswith('zope_sessionx.')}
-
-    def _restore(self):
-        cookies = getattr(self._request.response, '_cookies', {})
-        cookies.pop(self._name, None)
-        if self._cookie is not None:
-            cookies[self._name] = self._cookie
-        annotations = self._request.annotations
-        for key in self._ours(annotations):
-            del annotations[key]
-        annotations.update(self._annotations)
-
-    def abort(self, txn):
-        self._restore()
-
-    def tpc_abort(self, txn):
-        self._restore()
-
-    def tpc_begin(self, txn):
-        """Nothing to prepare: the cookie is sent after the commit."""
-
-    def commit(self, txn):
-        """Nothing to write."""
-
-    def tpc_vote(self, txn):
-        """Nothing can fail."""
-
-    def tpc_finish(self, txn):
-        """The cookie stays as it is."""
-
-    def sortKey(self):
-        return 'zope_sessionx.http.CookieRollback:%d' % id(self)
-
-
 @implementer(ITraversable)
 class ClientIdNamespace:
     """The ``++sid++<client id>`` path namespace.
@@ -454,13 +461,18 @@ def notifyVirtualHostChanged(event):
     `zope.publisher.interfaces.http.IHTTPVirtualHostChangedEvent`: every
     cookie client id manager that already set its cookie on the response
     sets it again, so that its path follows the new application URL.
+    Works with any implementation of zope.session's
+    ``ICookieClientIdManager`` contract: the cookie is looked up under
+    ``cookieName`` where the manager has one, else under ``namespace``.
     """
     if event.request is None:
         return
     request = IHTTPRequest(event.request)
     for _name, manager in component.getUtilitiesFor(IClientIdManager):
-        if (ICookieClientIdManager.providedBy(manager)
-                and not manager.thirdparty):
-            cookie = request.response.getCookie(manager.cookieName)
-            if cookie and cookie['value'] != 'deleted':
-                manager.setRequestId(request, cookie['value'])
+        if (not ICookieClientIdManager.providedBy(manager)
+                or getattr(manager, 'thirdparty', False)):
+            continue
+        name = getattr(manager, 'cookieName', None) or manager.namespace
+        cookie = request.response.getCookie(name)
+        if cookie and cookie['value'] != 'deleted':
+            manager.setRequestId(request, cookie['value'])

@@ -144,7 +144,9 @@ class ICookieClientIdManager(IClientIdManager):
     autoSecure = schema.Bool(
         title=_('Secure over HTTPS'),
         description=_(
-            "Mark the cookie Secure whenever the request came over HTTPS. "
+            "Mark the cookie Secure whenever the request came over HTTPS, "
+            "as the server says (the HTTPS or SERVER_PORT_SECURE "
+            "variables, or wsgi.url_scheme), never as the URL says. "
             "Set to False for zope.session's behaviour.\n\n"
             ".. versionadded:: 0.1"),
         required=False,
@@ -208,9 +210,22 @@ class ICookieClientIdManager(IClientIdManager):
         title=_('Accept zope.session ids'),
         description=_(
             "Accept ids that zope.session signed (HMAC-SHA1) with one of "
-            "the secrets, and re-issue them signed with the current "
-            "secret.  Turn off once every client has been re-issued an "
-            "id.\n\n"
+            "the secrets, and re-issue them as new ids, with a fresh "
+            "random part, the client's sessions following.  Off by "
+            "default; turn it on while moving a site from zope.session, "
+            "and off once every client has been re-issued an id.\n\n"
+            ".. versionadded:: 0.1"),
+        required=False,
+        default=False,
+    )
+
+    strictIds = schema.Bool(
+        title=_('Strict ids'),
+        description=_(
+            "When session data is first stored for an id that has no live "
+            "session in any container and was not issued during the "
+            "request (an expired, invalidated or never used id, perhaps "
+            "one an attacker fixated), issue a fresh id instead.\n\n"
             ".. versionadded:: 0.1"),
         required=False,
         default=True,
@@ -221,7 +236,9 @@ class ICookieClientIdManager(IClientIdManager):
         description=_(
             "The secrets, newest first: the first signs new ids, every one "
             "verifies.  An id signed with an older one is re-issued signed "
-            "with the first.  Never logged, never shown in repr.\n\n"
+            "with the first.  The first must have at least 32 characters "
+            "(older ones may be shorter, such as zope.session's). Never "
+            "logged, never shown in repr or in an error.\n\n"
             ".. versionadded:: 0.1"),
         value_type=schema.TextLine(min_length=1),
         min_length=1,
@@ -240,13 +257,16 @@ class ICookieClientIdManager(IClientIdManager):
         """Return the client id for *request* (a string).
 
         Looks in `namespaces` in order.  An id signed with an older secret
-        (or by zope.session) is re-issued signed with the current secret;
-        the id it replaces is then recorded in the request's annotations
-        under `PREVIOUS_CLIENT_ID_KEY`, so that the session data can follow
-        it.  Without a valid id, mints one and sets the cookie, unless
-        *create* is false: then returns ``None`` and changes nothing.
-        Raises `MissingClientIdException` when it may not mint one
-        (``thirdparty``, or ``postOnly`` and not a POST).
+        is re-issued signed with the current secret (same random part);
+        an id signed by zope.session is re-issued with a fresh random
+        part.  The id replaced is then recorded in the request's
+        annotations under `PREVIOUS_CLIENT_ID_KEY`, so that the session
+        data can follow it.  A re-issued id is set as the cookie only if
+        it came from the cookie: ids from a URL or a form are used for the
+        request only.  Without a valid id, mints one and sets the cookie,
+        unless *create* is false: then returns ``None`` and changes
+        nothing.  Raises `MissingClientIdException` when it may not mint
+        one (``thirdparty``, or ``postOnly`` and not a POST).
         """
 
     def generateUniqueId():
@@ -271,10 +291,23 @@ class ICookieClientIdManager(IClientIdManager):
     def setRequestId(request, id):
         """Set the client id cookie on the request's response.
 
-        Also asks caches not to store the ``Set-Cookie`` header
-        (``Cache-Control``, ``Pragma``, ``Expires``) and adds
-        ``Vary: Cookie``.  Does nothing (but log a warning) with
+        Also makes sure no shared cache stores the response: the
+        ``Cache-Control`` directives already set are kept (but
+        ``public``), and ``private`` is added unless ``no-store`` or
+        ``private`` is there; ``Expires`` is set in the past unless set;
+        ``Vary: Cookie`` is added.  Does nothing (but log a warning) with
         ``thirdparty``.
+        """
+
+    def refreshCookie(request):
+        """Send the id cookie again, with its lifetime starting now.
+
+        Only when `cookieLifetime` is set and the request's id came from
+        the cookie.  The `ISession` adapter calls it when the session's
+        access time is recorded and when session data is first stored,
+        not on every request.
+
+        .. versionadded:: 0.1
         """
 
     def newClientId(request):
@@ -546,8 +579,11 @@ class ISessionDataContainerMaintenance(Interface):
     def moveSession(old_client_id, new_client_id):
         """Store the session of *old_client_id* under *new_client_id*.
 
-        The same `ISessionData` object moves; *old_client_id* has no
-        session afterwards.  If *new_client_id* already has a (live)
+        A new `ISessionData` record takes the same packages, and the old
+        record is marked removed (`ISessionData.markRemoved`), so that a
+        request still in flight with the old id conflicts rather than
+        writes into the moved session; *old_client_id* has no session
+        afterwards.  If *new_client_id* already has a (live)
         session, it is kept and the old one is dropped.  Returns the
         session now stored under *new_client_id*, or ``None`` if neither
         id had a live session.

@@ -17,7 +17,7 @@ from zope_sessionx.clock import currentTime
 from zope_sessionx.container import PersistentSessionDataContainer
 from zope_sessionx.data import SessionData
 from zope_sessionx.data import SessionPkgData
-from zope_sessionx.http import CookieRollback
+from zope_sessionx.interfaces import NEW
 from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
 from zope_sessionx.interfaces import IClientId
 from zope_sessionx.interfaces import IClientIdManager
@@ -29,6 +29,7 @@ from zope_sessionx.interfaces import ISessionDataContainerMaintenance
 from zope_sessionx.interfaces import ISessionPkgData
 from zope_sessionx.interfaces import SessionError
 from zope_sessionx.ram import RAMSessionDataContainer
+from zope_sessionx.rollback import CookieRollback
 
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
 # re-issued id whose sessions have been moved.
 _PENDING_KEY = 'zope_sessionx.pending'
 _FOLLOWED_KEY = 'zope_sessionx.followed_client_id'
+_ROLLBACK_KEY = 'zope_sessionx:rollback_joined'
 
 
 def _containers():
@@ -144,11 +146,34 @@ class Session:
     def _pending(self):
         return self.request.annotations.setdefault(_PENDING_KEY, {})
 
+    def _session(self, sdc, client_id):
+        """The client's live session in *sdc*, or None."""
+        session_data = sdc.get(client_id)
+        if session_data is None:
+            return None
+        jar = getattr(session_data, '_p_jar', None)
+        if jar is not None:
+            # Whatever this request writes commits only if the session is
+            # still what it read: a concurrent rotation, invalidation or
+            # removal (which all write it) makes it conflict, and, retried,
+            # find no session, rather than write into one that is gone.
+            jar.readCurrent(session_data)
+        if getattr(session_data, '_p_changed', False):
+            # Its access time was recorded just now: a good moment, once
+            # per resolution, to renew a cookie of finite lifetime.
+            self._refreshCookie()
+        return session_data
+
+    def _refreshCookie(self):
+        manager = zope.component.getUtility(IClientIdManager)
+        if ICookieClientIdManager.providedBy(manager):
+            manager.refreshCookie(self.request)
+
     def _stored(self, sdc, pkg_id):
         client_id = _getClientId(self.request, create=False)
         if client_id is None:
             return None
-        session_data = sdc.get(client_id)
+        session_data = self._session(sdc, client_id)
         if session_data is None:
             return None
         return session_data.get(pkg_id)
@@ -178,14 +203,28 @@ class Session:
         """Store *pkg_data*, on its first write, in the client's session."""
         self._pending().pop((id(sdc), pkg_id), None)
         client_id = _getClientId(self.request)
-        session_data = sdc.get(client_id)
+        session_data = self._session(sdc, client_id)
         if session_data is None:
+            client_id = self._strictId(client_id)
             session_data = sdc[client_id] = SessionData()
+            self._refreshCookie()
         stored = session_data.get(pkg_id)
         if stored is not None:
             # Stored meanwhile by other means: keep what it holds.
             pkg_data.update(stored)
         session_data[pkg_id] = pkg_data
+
+    def _strictId(self, client_id):
+        # An id with no live session anywhere, that this request did not
+        # issue, may be one an attacker chose: never adopt it for new data.
+        manager = zope.component.getUtility(IClientIdManager)
+        if (not ICookieClientIdManager.providedBy(manager)
+                or not getattr(manager, 'strictIds', False)
+                or manager.thirdparty
+                or manager.getClientIdSource(self.request) == NEW
+                or any(client_id in sdc for sdc in _containers())):
+            return client_id
+        return manager.newClientId(self.request)
 
     def invalidate(self):
         """See `ISession`."""
@@ -222,8 +261,15 @@ class Session:
         return new
 
     def _rollbackCookieOnAbort(self, manager, containers):
+        # Once per transaction, so that an abort, or a savepoint rolled
+        # back to, restores the cookie as it was before any change.  (The
+        # key is not one CookieRollback itself saves and restores.)
         tm = _transactionManager(containers[0] if containers else None)
-        tm.get().join(CookieRollback(self.request, manager, tm))
+        txn = tm.get()
+        annotations = self.request.annotations
+        if annotations.get(_ROLLBACK_KEY) is not txn:
+            annotations[_ROLLBACK_KEY] = txn
+            txn.join(CookieRollback(self.request, manager, tm))
 
     # Without these, ``x in session`` and ``iter(session)`` would fall back
     # on calling __getitem__ with 0, 1, 2, ... which never ends.  The two

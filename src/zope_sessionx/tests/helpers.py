@@ -21,6 +21,9 @@ from zope_sessionx.interfaces import IClock
 from zope_sessionx.interfaces import ISessionDataContainer
 
 
+#: A signing secret of the length a manager accepts.
+SECRET = 's3cret-s3cret-s3cret-s3cret-s3cret'
+
 #: A fixed starting point for fake clocks (2023-11-14T22:13:20Z).
 EPOCH = 1_700_000_000
 
@@ -125,7 +128,7 @@ class TwoRequestsTestCase(ComponentsTestCase):
         from zope_sessionx.container import PersistentSessionDataContainer
         from zope_sessionx.http import CookieClientIdManager
         from zope_sessionx.session import ClientId
-        self.ids = CookieClientIdManager('sid', 's3cret')
+        self.ids = CookieClientIdManager('sid', SECRET)
         zope.component.provideUtility(self.ids, IClientIdManager)
         zope.component.provideAdapter(ClientId, provides=IClientId)
         self.fs = FileStorageDB()

@@ -22,6 +22,7 @@ from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.session import Session
 from zope_sessionx.session import SessionPathAdapter
+from zope_sessionx.tests.helpers import SECRET
 from zope_sessionx.tests.helpers import FileStorageDB
 from zope_sessionx.tests.helpers import installClock
 from zope_sessionx.tests.helpers import makeRequest
@@ -61,7 +62,7 @@ class ConfigureTests(unittest.TestCase):
 
     def _provideUtilities(self):
         zope.component.provideUtility(
-            CookieClientIdManager('sid', 's3cret'), IClientIdManager)
+            CookieClientIdManager('sid', SECRET), IClientIdManager)
         sdc = PersistentSessionDataContainer()
         zope.component.provideUtility(sdc, ISessionDataContainer)
         return sdc
@@ -78,7 +79,7 @@ class ConfigureTests(unittest.TestCase):
 
     def test_registers_url_namespace(self):
         from zope.traversing.namespace import namespaceLookup
-        ids = CookieClientIdManager('sid', 's3cret', namespaces=('url',))
+        ids = CookieClientIdManager('sid', SECRET, namespaces=('url',))
         zope.component.provideUtility(ids, IClientIdManager)
         sid = ids.generateUniqueId()
         request = makeRequest()
@@ -164,7 +165,6 @@ class ConfigureTests(unittest.TestCase):
         following = nextRequest(request, 'sid')
         self.assertEqual(template(request=following).strip(),
                          '<p>red</p>')
-
 
     def test_tales_path_finds_keys_before_methods(self):
         import zope.traversing

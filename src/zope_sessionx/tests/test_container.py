@@ -194,13 +194,20 @@ class ContainerTestsMixin:
         self.assertEqual(sdc.sweep(), 0)
 
     def test_moveSession(self):
+        from zope_sessionx.data import SessionPkgData
         sdc = self._makeOne()
         data = sdc['old'] = self._makeData()
+        pkg = data['pkg'] = SessionPkgData()
         self.clock.advance(10)
-        self.assertIs(sdc.moveSession('old', 'new'), data)
+        moved = sdc.moveSession('old', 'new')
         self.assertNotIn('old', sdc)
-        self.assertIs(sdc['new'], data)
-        self.assertEqual(data.created, EPOCH)
+        self.assertIs(sdc['new'], moved)
+        # A new record, with the same packages and times (the old one is
+        # marked removed: see test_session's RotationRaceTests).
+        self.assertIsNot(moved, data)
+        self.assertIs(moved['pkg'], pkg)
+        self.assertEqual(moved.created, EPOCH)
+        self.assertEqual(moved.getLastAccessTime(), EPOCH)
         self.assertEqual(len(sdc), 1)
 
     def test_storing_the_same_session_again(self):
@@ -230,8 +237,9 @@ class ContainerTestsMixin:
         sdc['new'] = self._makeData()
         self.clock.advance(61)
         data = sdc['old'] = self._makeData()
-        self.assertIs(sdc.moveSession('old', 'new'), data)
-        self.assertIs(sdc['new'], data)
+        moved = sdc.moveSession('old', 'new')
+        self.assertEqual(moved.created, data.created)
+        self.assertIs(sdc['new'], moved)
         self.assertEqual(len(sdc), 1)
 
     def test_moveSession_w_expired_or_missing_source(self):

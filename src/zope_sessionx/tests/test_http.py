@@ -24,6 +24,9 @@ from zope_sessionx.tests.helpers import makeRequest
 from zope_sessionx.tests.helpers import nextRequest
 
 
+SECRET = 's3cret-s3cret-s3cret-s3cret-s3cret'
+
+
 def setCookieHeaders(request):
     """The Set-Cookie header lines of the request's response, as sent."""
     return [value for name, value in request.response.getHeaders()
@@ -43,7 +46,7 @@ class CookieClientIdManagerTests(ComponentsTestCase):
         from zope_sessionx.http import CookieClientIdManager
         return CookieClientIdManager
 
-    def _makeOne(self, namespace='sid', secret='s3cret', **settings):
+    def _makeOne(self, namespace='sid', secret=SECRET, **settings):
         return self._getTargetClass()(namespace, secret, **settings)
 
     def test_class_conforms(self):
@@ -67,19 +70,20 @@ class CookieClientIdManagerTests(ComponentsTestCase):
         self.assertFalse(manager.hostPrefix)
         self.assertIsNone(manager.cookiePath)
         self.assertEqual(manager.namespaces, ('cookie',))
-        self.assertTrue(manager.acceptLegacyIds)
-        self.assertEqual(manager.secrets, ('s3cret',))
+        self.assertFalse(manager.acceptLegacyIds)
+        self.assertTrue(manager.strictIds)
+        self.assertEqual(manager.secrets, (SECRET,))
         self.assertEqual(manager.cookieName, 'sid')
 
     def test_ctor_takes_settings(self):
-        manager = self._getTargetClass()('sid', 'x', sameSite='Strict',
+        manager = self._getTargetClass()('sid', SECRET, sameSite='Strict',
                                          namespaces=('form', 'cookie'))
         self.assertEqual(manager.sameSite, 'Strict')
         self.assertEqual(manager.namespaces, ('form', 'cookie'))
-        self.assertRaises(TypeError, self._getTargetClass(), 'sid', 'x',
+        self.assertRaises(TypeError, self._getTargetClass(), 'sid', SECRET,
                           colour='red')
         with self.assertRaises(CookiePolicyError) as caught:
-            self._getTargetClass()('sid', 'x', sameSite='lax')
+            self._getTargetClass()('sid', SECRET, sameSite='lax')
         self.assertEqual((caught.exception.setting, caught.exception.value),
                          ('sameSite', 'lax'))
 
@@ -112,7 +116,7 @@ class CookieClientIdManagerTests(ComponentsTestCase):
                           'caf\xe9')
 
     def test_repr_hides_secret(self):
-        manager = self._makeOne(secret='do-not-show-me')
+        manager = self._makeOne(secret='do-not-show-me' * 3)
         self.assertNotIn('do-not-show-me', repr(manager))
         self.assertIn("'sid'", repr(manager))
 
@@ -120,13 +124,13 @@ class CookieClientIdManagerTests(ComponentsTestCase):
         manager = self._makeOne()
         sid = manager.generateUniqueId()
         self.assertEqual(len(sid), 54)
-        self.assertEqual(sid[27:], independentSignature('s3cret', sid[:27]))
+        self.assertEqual(sid[27:], independentSignature(SECRET, sid[:27]))
 
     def test_generateUniqueId_uses_randomBytes(self):
         class Fixed(self._getTargetClass()):
             def randomBytes(self, n):
                 return b'\xfb' * n
-        manager = Fixed('sid', 's3cret')
+        manager = Fixed('sid', SECRET)
         sid = manager.generateUniqueId()
         # 160 bits of 0xfb encode, with '+/' made '-.', as follows.
         self.assertEqual(sid[:27], '-.v7-.v7-.v7-.v7-.v7-.v7-.s')
@@ -153,10 +157,39 @@ class CookieClientIdManagerTests(ComponentsTestCase):
                          ['sid=%s; HttpOnly; Path=/; SameSite=Lax' % sid])
         self.assertEqual(request.response.getHeader('Vary'), 'Cookie')
         self.assertEqual(request.response.getHeader('Cache-Control'),
-                         'no-cache="Set-Cookie,Set-Cookie2"')
-        self.assertEqual(request.response.getHeader('Pragma'), 'no-cache')
+                         'private')
         self.assertEqual(request.response.getHeader('Expires'),
                          'Mon, 26 Jul 1997 05:00:00 GMT')
+
+    def test_cache_headers_of_the_application_are_kept(self):
+        manager = self._makeOne()
+        for before, after in [
+                ('no-store, private', 'no-store, private'),
+                ('no-store', 'no-store'),
+                ('max-age=60, must-revalidate',
+                 'max-age=60, must-revalidate, private'),
+                ('public, max-age=600', 'max-age=600, private'),
+                ('private="Set-Cookie", max-age=5',
+                 'private="Set-Cookie", max-age=5')]:
+            request = makeRequest()
+            response = request.response
+            response.setHeader('Cache-Control', before)
+            response.setHeader('Expires', 'Thu, 01 Jan 2099 00:00:00 GMT')
+            manager.getClientId(request)
+            self.assertEqual(response.getHeader('Cache-Control'), after)
+            self.assertEqual(response.getHeader('Expires'),
+                             'Thu, 01 Jan 2099 00:00:00 GMT')
+
+    def test_response_without_cookie_left_alone(self):
+        manager = self._makeOne()
+        first = makeRequest()
+        sid = manager.getClientId(first)
+        second = nextRequest(first, 'sid')
+        second.response.setHeader('Cache-Control', 'public, max-age=60')
+        self.assertEqual(manager.getClientId(second), sid)
+        self.assertEqual(second.response.getHeader('Cache-Control'),
+                         'public, max-age=60')
+        self.assertIsNone(second.response.getHeader('Vary'))
 
     def test_getClientId_kept_across_requests_without_new_cookie(self):
         manager = self._makeOne()
@@ -166,12 +199,23 @@ class CookieClientIdManagerTests(ComponentsTestCase):
         self.assertEqual(manager.getClientId(second), sid)
         self.assertIsNone(second.response.getCookie('sid'))
 
-    def test_getClientId_w_lifetime_renews_cookie(self):
+    def test_getClientId_w_lifetime_does_not_resend_cookie(self):
+        manager = self._makeOne(cookieLifetime=3600)
+        first = makeRequest()
+        sid = manager.getClientId(first)
+        second = nextRequest(first, 'sid')
+        self.assertEqual(manager.getClientId(second), sid)
+        self.assertIsNone(second.response.getCookie('sid'))
+
+    def test_refreshCookie_renews_a_finite_lifetime(self):
         manager = self._makeOne()
         first = makeRequest()
         sid = manager.getClientId(first)
-        manager.cookieLifetime = 3600
         second = nextRequest(first, 'sid')
+        manager.refreshCookie(second)
+        self.assertIsNone(second.response.getCookie('sid'))
+        manager.cookieLifetime = 3600
+        manager.refreshCookie(second)
         self.assertEqual(manager.getClientId(second), sid)
         cookie = second.response.getCookie('sid')
         expires = parsedate_to_datetime(cookie['expires']).timestamp()
@@ -255,8 +299,9 @@ class CookieClientIdManagerTests(ComponentsTestCase):
         plain = makeRequest()
         manager.getClientId(plain)
         self.assertNotIn('secure', plain.response.getCookie('sid'))
-        for environ in ({'HTTPS': 'on'},
-                        {'SERVER_URL': 'https://example.org'}):
+        for environ in ({'HTTPS': 'on'}, {'HTTPS': '1'},
+                        {'SERVER_PORT_SECURE': '1'},
+                        {'wsgi.url_scheme': 'https'}):
             request = makeRequest(environ=environ)
             manager.getClientId(request)
             self.assertTrue(request.response.getCookie('sid')['secure'])
@@ -330,7 +375,7 @@ class CookieClientIdManagerTests(ComponentsTestCase):
     def test_getRequestId_ignores_invalid_values(self):
         manager = self._makeOne()
         good = manager.generateUniqueId()
-        other = self._makeOne(secret='another secret').generateUniqueId()
+        other = self._makeOne(secret='another secret' * 3).generateUniqueId()
         flipped = good[:-1] + ('A' if good[-1] != 'A' else 'B')
         bad_values = [
             '', 'x', 'x' * 54, good[:-1], good + 'A', other, flipped,
@@ -377,7 +422,7 @@ class NotifyVirtualHostChangedTests(ComponentsTestCase):
 
     def test_resets_cookie_path(self):
         from zope_sessionx.http import CookieClientIdManager
-        manager = CookieClientIdManager('sid', 's3cret')
+        manager = CookieClientIdManager('sid', SECRET)
         zope.component.provideUtility(manager, IClientIdManager)
         request = makeRequest()
         sid = manager.getClientId(request)
@@ -469,9 +514,15 @@ class CompatibilityImportsTests(unittest.TestCase):
                 zope.session.interfaces.ISessionDataContainer[name].default)
 
 
+#: A fresh signing secret in front of older ones.
+NEW = 'the-newest-secret-the-newest-secret'
+#: An older secret, which only verifies.
+OLD = 'the-old-secret-the-old-secret-the-old'
+
+
 class _ManagerTestCase(ComponentsTestCase):
 
-    def _makeOne(self, namespace='sid', secret='s3cret', **settings):
+    def _makeOne(self, namespace='sid', secret=SECRET, **settings):
         from zope_sessionx.http import CookieClientIdManager
         return CookieClientIdManager(namespace, secret, **settings)
 
@@ -479,12 +530,12 @@ class _ManagerTestCase(ComponentsTestCase):
 class SecretRotationTests(_ManagerTestCase):
 
     def test_first_secret_signs_every_secret_verifies(self):
-        old = self._makeOne(secret='old')
+        old = self._makeOne(secret=OLD)
         old_id = old.generateUniqueId()
-        manager = self._makeOne(secrets=('new', 'old'))
-        self.assertEqual(manager.secret, 'new')
+        manager = self._makeOne(secrets=(NEW, OLD))
+        self.assertEqual(manager.secret, NEW)
         new_id = manager.generateUniqueId()
-        self.assertEqual(new_id[27:], independentSignature('new', new_id[:27]))
+        self.assertEqual(new_id[27:], independentSignature(NEW, new_id[:27]))
         self.assertEqual(manager.getRequestId(makeRequest({'sid': old_id})),
                          old_id)
         self.assertEqual(manager.getRequestId(makeRequest({'sid': new_id})),
@@ -492,12 +543,12 @@ class SecretRotationTests(_ManagerTestCase):
 
     def test_older_secret_id_reissued_under_current(self):
         from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
-        old_id = self._makeOne(secret='old').generateUniqueId()
-        manager = self._makeOne(secrets=('new', 'old'))
+        old_id = self._makeOne(secret=OLD).generateUniqueId()
+        manager = self._makeOne(secrets=(NEW, OLD))
         request = makeRequest({'sid': old_id})
         sid = manager.getClientId(request)
         self.assertEqual(sid[:27], old_id[:27])
-        self.assertEqual(sid[27:], independentSignature('new', sid[:27]))
+        self.assertEqual(sid[27:], independentSignature(NEW, sid[:27]))
         self.assertEqual(request.response.getCookie('sid')['value'], sid)
         self.assertEqual(request.annotations[PREVIOUS_CLIENT_ID_KEY], old_id)
         self.assertEqual(manager.getClientId(request), sid)
@@ -508,16 +559,30 @@ class SecretRotationTests(_ManagerTestCase):
         self.assertIsNone(following.response.getCookie('sid'))
 
     def test_dropped_secret_no_longer_verifies(self):
-        old_id = self._makeOne(secret='old').generateUniqueId()
-        manager = self._makeOne(secrets=('new',))
+        old_id = self._makeOne(secret=OLD).generateUniqueId()
+        manager = self._makeOne(secrets=(NEW,))
         request = makeRequest({'sid': old_id})
         self.assertIsNone(manager.getRequestId(request))
         self.assertNotEqual(manager.getClientId(request)[:27], old_id[:27])
 
     def test_secret_setter_replaces_all_secrets(self):
-        manager = self._makeOne(secrets=('new', 'old'))
-        manager.secret = 'newest'
-        self.assertEqual(manager.secrets, ('newest',))
+        manager = self._makeOne(secrets=(NEW, OLD))
+        manager.secret = 'newest' * 6
+        self.assertEqual(manager.secrets, ('newest' * 6,))
+
+    def test_short_signing_secret_refused_older_may_be_short(self):
+        import traceback
+        for value in [('short',), ('a' * 31, NEW)]:
+            with self.assertRaises(CookiePolicyError) as caught:
+                self._makeOne(secrets=value)
+            text = ''.join(traceback.format_exception(caught.exception))
+            self.assertIn('32 characters', text)
+            self.assertNotIn(value[0], text)
+        with self.assertRaises(CookiePolicyError):
+            self._makeOne(secret='short')
+        # zope.session's own secrets are 22 characters: they may verify.
+        manager = self._makeOne(secrets=(NEW, '0.12345678901234567890'))
+        self.assertEqual(len(manager.secrets), 2)
 
     def test_secrets_validated(self):
         manager = self._makeOne()
@@ -537,7 +602,7 @@ class SecretRotationTests(_ManagerTestCase):
         self.assertNotIn('42', text)
 
     def test_repr_and_logs_never_show_secrets(self):
-        manager = self._makeOne(secrets=('new-secret', 'old-secret'))
+        manager = self._makeOne(secrets=('new-secret' * 4, 'old-secret'))
         manager.thirdparty = True
         with self.assertLogs('zope_sessionx.http') as logs:
             manager.setRequestId(makeRequest(), 'x')
@@ -559,20 +624,24 @@ class LegacyIdTests(_ManagerTestCase):
         self.assertEqual(
             legacy[27:],
             independentSignature('shared', legacy[:27], hashlib.sha1))
-        manager = self._makeOne(secret='shared')
+        manager = self._makeOne(secrets=(NEW, 'shared'), acceptLegacyIds=True)
         request = makeRequest({'sid': legacy})
         sid = manager.getClientId(request)
-        self.assertEqual(sid[:27], legacy[:27])
-        self.assertEqual(sid[27:], independentSignature('shared', sid[:27]))
+        # A fresh random part (zope.session's came from random.random()),
+        # signed with the newest secret.
+        self.assertNotEqual(sid[:27], legacy[:27])
+        self.assertEqual(sid[27:], independentSignature(NEW, sid[:27]))
         self.assertEqual(request.annotations[PREVIOUS_CLIENT_ID_KEY], legacy)
+        self.assertEqual(request.response.getCookie('sid')['value'], sid)
+        self.assertEqual(manager.getClientId(request), sid)
 
     def test_zope_session_id_w_other_secret_refused(self):
-        manager = self._makeOne(secret='shared')
+        manager = self._makeOne(secrets=(NEW, 'shared'), acceptLegacyIds=True)
         request = makeRequest({'sid': self._legacyId('other')})
         self.assertIsNone(manager.getRequestId(request))
 
     def test_turned_off(self):
-        manager = self._makeOne(secret='shared', acceptLegacyIds=False)
+        manager = self._makeOne(secrets=(NEW, 'shared'))
         request = makeRequest({'sid': self._legacyId()})
         self.assertIsNone(manager.getRequestId(request))
 
@@ -636,6 +705,33 @@ class NamespacesTests(_ManagerTestCase):
         self.assertEqual(manager.getClientId(request), sid)
         self.assertEqual(manager.getClientIdSource(request), 'url')
 
+    def test_url_and_form_ids_never_become_cookies(self):
+        from zope.traversing.namespace import namespaceLookup
+
+        from zope_sessionx.http import ClientIdNamespace
+        zope.component.provideAdapter(
+            ClientIdNamespace, (None, None), ITraversable, name='sid')
+        manager = self._makeOne(namespaces=('url', 'form', 'cookie'),
+                                cookieLifetime=3600)
+        older = self._makeOne(secret=OLD).generateUniqueId()
+        manager.secrets = (SECRET, OLD)
+        for sid in (manager.generateUniqueId(), older):
+            # One click on a crafted link, or a crafted form ...
+            by_url = makeRequest()
+            namespaceLookup('sid', sid, object(), by_url)
+            by_form = self._formRequest('sid=' + sid)
+            for request in (by_url, by_form):
+                used = manager.getClientId(request)
+                self.assertEqual(used[:27], sid[:27])
+                manager.refreshCookie(request)
+                # ... is used for that request only.
+                self.assertIsNone(request.response.getCookie('sid'))
+        # From the cookie, a re-issued id is set as the cookie.
+        request = makeRequest({'sid': older})
+        self.assertEqual(request.response.getCookie('sid'), None)
+        new = manager.getClientId(request)
+        self.assertEqual(request.response.getCookie('sid')['value'], new)
+
     def test_source_without_id(self):
         manager = self._makeOne()
         self.assertIsNone(manager.getClientIdSource(makeRequest()))
@@ -684,6 +780,32 @@ class NamespacesTests(_ManagerTestCase):
                          '<input type="hidden" name="sid" value="%s" />' % sid)
 
 
+class DuplicateCookiesTests(_ManagerTestCase):
+    """A cookie tossed from a sibling subdomain never picks the session."""
+
+    def test_two_cookies_of_our_name_are_both_ignored(self):
+        manager = self._makeOne()
+        ours, tossed = manager.generateUniqueId(), manager.generateUniqueId()
+        for header in ('sid=%s; sid=%s' % (ours, tossed),
+                       'sid=%s; other=1; sid=%s' % (tossed, ours),
+                       'sid=%s;sid=junk' % ours):
+            request = makeRequest(environ={'HTTP_COOKIE': header})
+            with self.assertLogs('zope_sessionx.http', 'WARNING') as logs:
+                self.assertIsNone(manager.getRequestId(request))
+            new = manager.getClientId(request)
+            self.assertNotIn(new, (ours, tossed))
+            # The log says what happened, and names no id.
+            self.assertIn("cookies named 'sid'", logs.output[0])
+            self.assertNotIn(ours, ' '.join(logs.output))
+
+    def test_host_prefix_cookie_is_not_confused_with_a_plain_one(self):
+        manager = self._makeOne(hostPrefix=True)
+        ours = manager.generateUniqueId()
+        request = makeRequest(environ={
+            'HTTP_COOKIE': 'sid=%s; __Host-sid=%s' % ('tossed', ours)})
+        self.assertEqual(manager.getRequestId(request), ours)
+
+
 class ExpireCookieTests(_ManagerTestCase):
 
     def test_expire_then_mint_again(self):
@@ -709,77 +831,3 @@ class ExpireCookieTests(_ManagerTestCase):
             request = makeRequest()
             manager.expireCookie(request)
             self.assertEqual(setCookieHeaders(request), [])
-
-
-class CookieRollbackTests(_ManagerTestCase):
-
-    def test_conforms(self):
-        import transaction
-        from transaction.interfaces import IDataManager
-
-        from zope_sessionx.http import CookieRollback
-        verifyObject(IDataManager, CookieRollback(
-            makeRequest(), self._makeOne(), transaction.TransactionManager()))
-
-    def test_abort_restores_cookie_and_annotations(self):
-        import transaction
-
-        from zope_sessionx.http import CookieRollback
-        manager = self._makeOne()
-        request = makeRequest()
-        first = manager.getClientId(request)
-        tm = transaction.TransactionManager()
-        tm.get().join(CookieRollback(request, manager, tm))
-        manager.setRequestId(request, manager.generateUniqueId())
-        tm.abort()
-        self.assertEqual(manager.getClientId(request), first)
-        self.assertEqual(request.response.getCookie('sid')['value'], first)
-
-    def test_abort_removes_cookie_that_was_not_there(self):
-        import transaction
-
-        from zope_sessionx.http import CookieRollback
-        manager = self._makeOne()
-        request = makeRequest()
-        tm = transaction.TransactionManager()
-        tm.get().join(CookieRollback(request, manager, tm))
-        manager.getClientId(request)
-        tm.abort()
-        self.assertIsNone(request.response.getCookie('sid'))
-        self.assertIsNone(manager.getClientId(request, create=False))
-
-    def test_commit_keeps_cookie_and_failed_commit_restores(self):
-        import transaction
-
-        from zope_sessionx.http import CookieRollback
-        manager = self._makeOne()
-        request = makeRequest()
-        tm = transaction.TransactionManager()
-        tm.get().join(CookieRollback(request, manager, tm))
-        sid = manager.getClientId(request)
-        tm.commit()
-        self.assertEqual(request.response.getCookie('sid')['value'], sid)
-
-        class Failing:
-            transaction_manager = tm
-
-            def tpc_begin(self, txn):
-                pass
-
-            def commit(self, txn):
-                raise ValueError('disk full')
-
-            def abort(self, txn):
-                pass
-
-            tpc_abort = abort
-
-            def sortKey(self):
-                return 'zzz'
-
-        tm.get().join(CookieRollback(request, manager, tm))
-        tm.get().join(Failing())
-        manager.setRequestId(request, manager.generateUniqueId())
-        self.assertRaises(ValueError, tm.commit)
-        tm.abort()
-        self.assertEqual(request.response.getCookie('sid')['value'], sid)

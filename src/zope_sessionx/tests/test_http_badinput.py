@@ -31,13 +31,13 @@ from zope_sessionx.tests.helpers import setUpComponents
 from zope_sessionx.tests.helpers import tearDownComponents
 
 
-SECRET = 'the-real-secret'
+SECRET = 'the-real-secret-the-real-secret-the-real'
 # The same examples on every run (CI must not depend on luck); large
 # values are the point here, not a problem.
 SETTINGS = dict(deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
-_other = CookieClientIdManager('sid', 'another-secret')
+_other = CookieClientIdManager('sid', 'another-secret-another-secret-another')
 _ours = CookieClientIdManager('sid', SECRET)
 VALID = _ours.generateUniqueId()
 ALPHABET = ('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
@@ -148,8 +148,11 @@ class BadInputTests(unittest.TestCase):
         self._assertFreshAndLazy(request, manager, sdc, values)
 
     def test_valid_id_accepted(self):
-        # The control: the same path with a good id finds the client.
+        # The control: the same path with a good id of a client that has
+        # a session finds the client.
+        from zope_sessionx.data import SessionData
         manager, sdc = self._configure()
+        sdc[VALID] = SessionData()
         request = self._request({'HTTP_COOKIE': 'sid=' + VALID})
         ISession(request)['products.foo']['k'] = 'v'
         self.assertEqual(str(IClientId(request)), VALID)

@@ -12,6 +12,7 @@ from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.interfaces import ISessionPkgData
 from zope_sessionx.tests.helpers import EPOCH
+from zope_sessionx.tests.helpers import SECRET
 from zope_sessionx.tests.helpers import ComponentsTestCase
 from zope_sessionx.tests.helpers import FileStorageDB
 from zope_sessionx.tests.helpers import TwoRequestsTestCase
@@ -28,7 +29,7 @@ class ClientIdTests(ComponentsTestCase):
     def setUp(self):
         super().setUp()
         from zope_sessionx.http import CookieClientIdManager
-        self.manager = CookieClientIdManager('cookie', 'secret')
+        self.manager = CookieClientIdManager('cookie', 'secret' * 6)
         zope.component.provideUtility(self.manager, IClientIdManager)
 
     def test_class_conforms(self):
@@ -59,7 +60,7 @@ class SessionTests(ComponentsTestCase):
         from zope_sessionx.http import CookieClientIdManager
         from zope_sessionx.session import ClientId
         zope.component.provideUtility(
-            CookieClientIdManager('cookie', 'secret'), IClientIdManager)
+            CookieClientIdManager('cookie', 'secret' * 6), IClientIdManager)
         zope.component.provideAdapter(ClientId, provides=IClientId)
         self.sdc = PersistentSessionDataContainer()
         zope.component.provideUtility(self.sdc, ISessionDataContainer)
@@ -213,6 +214,77 @@ class _Picky:
         raise TypeError('_Picky objects cannot be pickled')
 
 
+class StrictIdsTests(ComponentsTestCase):
+    """An id the server did not issue for a live session is never adopted
+    for new data: fixated ids die with their session."""
+
+    def setUp(self):
+        super().setUp()
+        from zope_sessionx.container import PersistentSessionDataContainer
+        from zope_sessionx.http import CookieClientIdManager
+        from zope_sessionx.session import ClientId
+        from zope_sessionx.session import Session
+        self.ids = CookieClientIdManager('sid', SECRET)
+        zope.component.provideUtility(self.ids, IClientIdManager)
+        zope.component.provideAdapter(ClientId, provides=IClientId)
+        zope.component.provideAdapter(Session, provides=ISession)
+        self.sdc = PersistentSessionDataContainer()
+        self.other = PersistentSessionDataContainer()
+        zope.component.provideUtility(self.sdc, ISessionDataContainer)
+        zope.component.provideUtility(self.other, ISessionDataContainer,
+                                      'products.other')
+
+    def _write(self, client_id):
+        """A request carrying *client_id* stores data; return its id."""
+        victim = makeRequest({'sid': client_id})
+        ISession(victim)['products.foo']['cart'] = ['book']
+        return ISession(victim).client_id
+
+    def _sessionOf(self):
+        """An id with a live session."""
+        request = makeRequest()
+        ISession(request)['products.foo']['x'] = 1
+        return ISession(request).client_id
+
+    def test_id_never_used_for_a_session_is_not_adopted(self):
+        # Any visitor can be given a validly signed id: IClientId mints
+        # one without storing anything.
+        fixated = str(IClientId(makeRequest()))
+        self.assertNotIn(fixated, self.sdc)
+        new = self._write(fixated)
+        self.assertNotEqual(new, fixated)
+        self.assertIn(new, self.sdc)
+        self.assertNotIn(fixated, self.sdc)
+
+    def test_expired_id_is_not_adopted(self):
+        fixated = self._sessionOf()
+        self.clock.advance(self.sdc.timeout + 1)
+        self.assertNotEqual(self._write(fixated), fixated)
+
+    def test_invalidated_id_is_not_adopted(self):
+        fixated = self._sessionOf()
+        ISession(makeRequest({'sid': fixated})).invalidate()
+        self.assertNotEqual(self._write(fixated), fixated)
+
+    def test_id_with_a_live_session_is_kept(self):
+        client_id = self._sessionOf()
+        self.assertEqual(self._write(client_id), client_id)
+
+    def test_live_session_in_another_container_counts(self):
+        request = makeRequest()
+        ISession(request)['products.other']['step'] = 1
+        client_id = ISession(request).client_id
+        self.assertNotIn(client_id, self.sdc)
+        self.assertEqual(self._write(client_id), client_id)
+        self.assertIn(client_id, self.sdc)
+
+    def test_off_adopts_any_valid_id(self):
+        # zope.session's behaviour.
+        self.ids.strictIds = False
+        fixated = str(IClientId(makeRequest()))
+        self.assertEqual(self._write(fixated), fixated)
+
+
 class ConcurrencyTests(TwoRequestsTestCase):
 
     def test_concurrent_reads_across_resolution_boundary_commit(self):
@@ -363,7 +435,7 @@ class SessionLifecycleTests(ComponentsTestCase):
         from zope_sessionx.container import PersistentSessionDataContainer
         from zope_sessionx.http import CookieClientIdManager
         xmlconfig.file('configure.zcml', zope_sessionx)
-        self.ids = CookieClientIdManager('sid', 's3cret')
+        self.ids = CookieClientIdManager('sid', SECRET)
         zope.component.provideUtility(self.ids, IClientIdManager)
         self.fs = FileStorageDB()
         self.addCleanup(self.fs.close)
@@ -502,7 +574,7 @@ class SessionLifecycleTests(ComponentsTestCase):
     def test_data_follows_id_reissued_under_new_secret(self):
         request = self._login()
         old = ISession(request).client_id
-        self.ids.secrets = ('new', 's3cret')
+        self.ids.secrets = ('new' * 11, SECRET)
         # Any use of the id moves the data: here the IClientId adapter.
         following = makeRequest({'sid': old})
         new = str(IClientId(following))
@@ -518,7 +590,7 @@ class SessionLifecycleTests(ComponentsTestCase):
 
     def test_data_follows_reissued_id_on_read_through_session(self):
         old = ISession(self._login()).client_id
-        self.ids.secrets = ('new', 's3cret')
+        self.ids.secrets = ('new' * 11, SECRET)
         following = makeRequest({'sid': old})
         self.assertEqual(ISession(following).get('products.foo')['cart'],
                          ['book'])
@@ -526,3 +598,69 @@ class SessionLifecycleTests(ComponentsTestCase):
         self.assertEqual(len(self.sdc), 1)
         self.assertIn(following.response.getCookie('sid')['value'],
                       self.sdc)
+
+
+class RotationRaceTests(TwoRequestsTestCase):
+    """After rotation the old id reaches nothing, also for requests that
+    were already running with it when the rotation committed."""
+
+    def _inFlight(self, client_id):
+        """A request with *client_id* that has read the session."""
+        tm, conn = self._open()
+        session = self._session(conn, client_id)
+        return tm, session, session['products.foo']
+
+    def _rotate(self, client_id):
+        tm, conn = self._open()
+        new = self._session(conn, client_id).rotateClientId()
+        tm.commit()
+        return new
+
+    def test_write_to_a_package_in_flight_conflicts(self):
+        client_id = self._createClient(note='victim')
+        tm, session, pkg = self._inFlight(client_id)
+        new = self._rotate(client_id)
+        pkg['note'] = 'attacker'
+        self.assertRaises(ConflictError, tm.commit)
+        tm.abort()
+        # Retried, the request finds no session under the old id; its
+        # write gets a fresh id of its own.
+        tm, conn = self._open()
+        retried = self._session(conn, client_id)
+        self.assertIsNone(retried.get('products.foo'))
+        retried['products.foo']['note'] = 'attacker'
+        self.assertNotIn(retried.client_id, (client_id, new))
+        tm.commit()
+        self.assertEqual(self._read(new), {'note': 'victim'})
+
+    def test_new_package_in_flight_conflicts(self):
+        client_id = self._createClient(note='victim')
+        tm, conn = self._open()
+        session = self._session(conn, client_id)
+        session.get('products.foo')
+        self._rotate(client_id)
+        # (The request goes on with its own connection's container.)
+        zope.component.provideUtility(conn.root()['sdc'],
+                                      ISessionDataContainer)
+        session['products.bar']['x'] = 1
+        self.assertRaises(ConflictError, tm.commit)
+
+    def test_write_to_a_value_in_flight_conflicts(self):
+        from persistent.list import PersistentList
+        tm, conn = self._open()
+        session = self._session(conn)
+        session['products.foo']['cart'] = PersistentList(['book'])
+        tm.commit()
+        client_id = session.client_id
+        tm, session, pkg = self._inFlight(client_id)
+        new = self._rotate(client_id)
+        pkg['cart'].append('bomb')
+        self.assertRaises(ConflictError, tm.commit)
+        self.assertEqual(list(self._read(new)['cart']), ['book'])
+
+    def test_reads_in_flight_still_commit(self):
+        client_id = self._createClient(note='victim')
+        tm, session, pkg = self._inFlight(client_id)
+        self._rotate(client_id)
+        self.assertEqual(pkg['note'], 'victim')
+        tm.commit()

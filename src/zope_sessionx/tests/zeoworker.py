@@ -30,7 +30,7 @@ from zope_sessionx.session import Session
 from zope_sessionx.tests.helpers import makeRequest
 
 
-SECRET = 'cluster-secret'
+SECRET = 'cluster-secret-cluster-secret-cluster'
 
 
 class QuickContainer(PersistentSessionDataContainer):
