@@ -4,8 +4,8 @@ import threading
 import unittest
 from io import BytesIO
 
-import zope.component
 from waitress.server import create_server
+from zope.component import provideUtility
 from zope.configuration import xmlconfig
 from zope.publisher.browser import BrowserRequest
 from zope.traversing.namespace import namespaceLookup
@@ -39,7 +39,7 @@ class VirtualHostTests(ComponentsTestCase):
         xmlconfig.file('configure.zcml', zope.traversing)
         xmlconfig.file('configure.zcml', zope_sessionx)
         self.manager = CookieClientIdManager('sid', SECRET)
-        zope.component.provideUtility(self.manager, IClientIdManager)
+        provideUtility(self.manager, IClientIdManager)
 
     def test_https_transport_stays_secure_behind_an_http_virtual_host(self):
         request = makeRequest(environ={'HTTPS': 'on'})
@@ -80,7 +80,7 @@ class VirtualHostTests(ComponentsTestCase):
 
         theirs = Theirs('theirs', 'their secret')
         self.assertFalse(hasattr(theirs, 'cookieName'))
-        zope.component.provideUtility(theirs, IClientIdManager)
+        provideUtility(theirs, IClientIdManager)
         request = makeRequest()
         sid = theirs.getClientId(request)
         virtualHost(request, 'http:site:80', ['app'])
