@@ -1,6 +1,9 @@
-"""A `zope.schema` field property that is cheap to read."""
+"""`zope.schema` field properties that are cheap to read, and the
+container settings made of them."""
 from zope.schema.fieldproperty import FieldProperty as _FieldProperty
 from zope.schema.interfaces import ValidationError
+
+from zope_sessionx.interfaces import InvalidSettingError
 
 
 _MISSING = object()
@@ -42,3 +45,20 @@ class FieldProperty(_FieldProperty):
                 raise self._error(
                     self._name, '<secret>', error.doc()) from None
             raise self._error(self._name, value, error.doc()) from error
+
+
+class Setting(FieldProperty):
+    """A container setting: validated, refused with `InvalidSettingError`."""
+
+    def __init__(self, field):
+        super().__init__(field, InvalidSettingError)
+
+
+class DueSetting(Setting):
+    """A setting that says when sessions are due: changing it works out
+    the cleanup schedule anew, in the same transaction."""
+
+    def __set__(self, inst, value):
+        old = self.__get__(inst, type(inst))
+        super().__set__(inst, value)
+        inst._settingsChanged(self._name, old, value)

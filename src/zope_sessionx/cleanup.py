@@ -29,9 +29,11 @@ from zope.interface import implementer
 
 from zope_sessionx.events import CleanupRoundEvent
 from zope_sessionx.interfaces import ICleaner
+from zope_sessionx.interfaces import ICleanupResult
 
 
 __all__ = [
+    'CleanupResult',
     'Cleaner',
     'cleanerFor',
     'stopAll',
@@ -39,6 +41,24 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+@implementer(ICleanupResult)
+class CleanupResult:
+    """See `ICleanupResult`."""
+
+    def __init__(self):
+        self.timeout = self.lifetime = self.evicted = self.stale = 0
+        self.more = False
+
+    def removed(self):
+        """See `ICleanupResult`."""
+        return self.timeout + self.lifetime + self.evicted
+
+    def __repr__(self):
+        return ('<CleanupResult timeout={0.timeout} lifetime={0.lifetime}'
+                ' evicted={0.evicted} stale={0.stale} more={0.more}>'
+                .format(self))
 
 
 def _processName():

@@ -12,7 +12,9 @@ import zope.location
 from ZODB.POSException import ConflictError
 from zope.interface import implementer
 
-from zope_sessionx._field import FieldProperty
+from zope_sessionx._field import DueSetting
+from zope_sessionx._field import Setting
+from zope_sessionx.cleanup import CleanupResult
 from zope_sessionx.cleanup import StoredOpener
 from zope_sessionx.cleanup import cleanerFor
 from zope_sessionx.clock import currentTime
@@ -24,9 +26,7 @@ from zope_sessionx.interfaces import EVICTED
 from zope_sessionx.interfaces import INVALIDATED
 from zope_sessionx.interfaces import LIFETIME
 from zope_sessionx.interfaces import TIMEOUT
-from zope_sessionx.interfaces import ICleanupResult
 from zope_sessionx.interfaces import IExpiringSessionDataContainer
-from zope_sessionx.interfaces import InvalidSettingError
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
 from zope_sessionx.interfaces import SessionLimitError
 from zope_sessionx.storage import SessionStore
@@ -36,45 +36,10 @@ from zope_sessionx.storage import entryStep
 
 
 __all__ = [
-    'CleanupResult',
     'PersistentSessionDataContainer',
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@implementer(ICleanupResult)
-class CleanupResult:
-    """See `ICleanupResult`."""
-
-    def __init__(self):
-        self.timeout = self.lifetime = self.evicted = self.stale = 0
-        self.more = False
-
-    def removed(self):
-        """See `ICleanupResult`."""
-        return self.timeout + self.lifetime + self.evicted
-
-    def __repr__(self):
-        return ('<CleanupResult timeout={0.timeout} lifetime={0.lifetime}'
-                ' evicted={0.evicted} stale={0.stale} more={0.more}>'
-                .format(self))
-
-
-class _Setting(FieldProperty):
-    """A container setting: validated, refused with `InvalidSettingError`."""
-
-    def __init__(self, field):
-        super().__init__(field, InvalidSettingError)
-
-
-class _DueSetting(_Setting):
-    """A setting that says when sessions are due: changing it works out
-    the cleanup schedule anew, in the same transaction."""
-
-    def __set__(self, inst, value):
-        super().__set__(inst, value)
-        inst._settingsChanged()
 
 
 _SETTINGS = IExpiringSessionDataContainer
@@ -96,14 +61,14 @@ class PersistentSessionDataContainer(zope.location.Location,
     to be alive.
     """
 
-    timeout = _DueSetting(_SETTINGS['timeout'])
-    resolution = _Setting(_SETTINGS['resolution'])
-    maxLifetime = _DueSetting(_SETTINGS['maxLifetime'])
-    targetNumber = _Setting(_SETTINGS['targetNumber'])
-    maxNumber = _Setting(_SETTINGS['maxNumber'])
-    cleanupPeriod = _Setting(_SETTINGS['cleanupPeriod'])
-    cleanupBatch = _Setting(_SETTINGS['cleanupBatch'])
-    cleanerThread = _Setting(_SETTINGS['cleanerThread'])
+    timeout = DueSetting(_SETTINGS['timeout'])
+    resolution = Setting(_SETTINGS['resolution'])
+    maxLifetime = DueSetting(_SETTINGS['maxLifetime'])
+    targetNumber = Setting(_SETTINGS['targetNumber'])
+    maxNumber = Setting(_SETTINGS['maxNumber'])
+    cleanupPeriod = Setting(_SETTINGS['cleanupPeriod'])
+    cleanupBatch = Setting(_SETTINGS['cleanupBatch'])
+    cleanerThread = Setting(_SETTINGS['cleanerThread'])
 
     #: See `ISessionDataContainerMaintenance`.
     indexStep = 60
@@ -112,6 +77,9 @@ class PersistentSessionDataContainer(zope.location.Location,
 
     # The store; None until set up (a subclass may change settings first).
     _store = None
+    # Seconds added to every expiry in the index and to the cleanup's
+    # cutoff: see _lengthenLag.
+    _indexLag = 0
     # The cleaner started for this object (False: none to start).
     _v_cleaner = None
 
@@ -162,7 +130,8 @@ class PersistentSessionDataContainer(zope.location.Location,
         if due is None:
             # Nothing expires: order by last access, for eviction.
             due = session_data.getLastAccessTime()
-        return self._store.index.entry(int(due) // self.indexStep, key)
+        return self._store.index.entry(
+            int(due + self._indexLag) // self.indexStep, key)
 
     # -- the cleaner --------------------------------------------------------
 
@@ -339,6 +308,7 @@ class PersistentSessionDataContainer(zope.location.Location,
         # Index entries of steps before this one are due before now -
         # grace: with a grace, whole steps only, so that a round never
         # revisits (and rewrites) entries of the current step.
+        now += self._indexLag
         if grace:
             return int(now - grace) // self.indexStep
         return int(now) // self.indexStep + 1
@@ -353,16 +323,35 @@ class PersistentSessionDataContainer(zope.location.Location,
         # nothing expires and the step goes unused).
         shortest = min(filter(None, (self.timeout, self.maxLifetime)),
                        default=0)
-        step = int(now + shortest) // self.indexStep
+        step = int(now + shortest + self._indexLag) // self.indexStep
         for entry in self._store.index.heads().values():
             step = min(step, entryStep(entry))
         return step
 
-    def _settingsChanged(self):
+    def _settingsChanged(self, name, old, new):
         # Now, rather than in a cleanup transaction for just that.  (Not
-        # while the container is being set up.)
+        # while the container is being set up: nothing is indexed yet.)
         if self._store is not None:
+            self._lengthenLag(name, old, new)
             self._reschedule(self.now())
+
+    def _lengthenLag(self, name, old, new):
+        # Shortening timeout or maxLifetime makes stored sessions due
+        # earlier than their index entries say, by at most as much as it
+        # was shortened, and never by more than the old horizon (no
+        # entry was further ahead of now than the old timeout, or without
+        # one the old lifetime).  Adding that much to the cleanup's
+        # cutoff finds them; adding it to every entry indexed from now on
+        # keeps the order, and keeps new entries from coming due early.
+        if not new or (old and new >= old):
+            return
+        timeout, lifetime = self.timeout, self.maxLifetime
+        if name == 'timeout':
+            timeout = old
+        else:
+            lifetime = old
+        horizon = timeout or lifetime
+        self._indexLag += min(old - new, horizon) if old else horizon
 
     def _reschedule(self, now):
         schedule = self._store.schedule

@@ -9,8 +9,8 @@ import transaction
 import ZODB.DB
 import ZODB.MappingStorage
 
+from zope_sessionx._field import Setting
 from zope_sessionx.container import PersistentSessionDataContainer
-from zope_sessionx.container import _Setting
 from zope_sessionx.interfaces import IExpiringSessionDataContainer
 from zope_sessionx.storage import SessionStore
 
@@ -73,7 +73,7 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
     cluster.
     """
 
-    resolution = _Setting(IExpiringSessionDataContainer["resolution"])
+    resolution = Setting(IExpiringSessionDataContainer["resolution"])
 
     #: Names this container's data in the in-memory database (None until
     #: set up).

@@ -54,7 +54,7 @@ class LeaseTests(unittest.TestCase):
 class CleanupResultTests(unittest.TestCase):
 
     def test_conforms(self):
-        from zope_sessionx.container import CleanupResult
+        from zope_sessionx.cleanup import CleanupResult
         result = CleanupResult()
         verifyObject(ICleanupResult, result)
         result.timeout, result.evicted = 2, 3

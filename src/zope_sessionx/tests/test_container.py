@@ -388,15 +388,65 @@ class ContainerTestsMixin:
         sdc['short'] = self._makeData()
         self.clock.advance(600 + sdc.grace + sdc.indexStep)
         self.assertTrue(sdc.hasCleanupWork())
-        self.assertEqual(sdc.cleanup().timeout, 1)
-        self.assertNotIn('short', sdc)
-        # The older one is expired too (refused on read); its index entry
-        # is visited at the hour it was indexed for.
-        self.assertNotIn('long', sdc)
-        self.assertFalse(sdc.hasCleanupWork())
-        self.clock.advance(3600)
-        self.assertEqual(sdc.cleanup().timeout, 1)
+        # The older one, indexed for the hour, is expired too, and found.
+        self.assertEqual(sdc.cleanup().timeout, 2)
         self.assertEqual(len(sdc), 0)
+        self.assertFalse(sdc.hasCleanupWork())
+
+    def test_sweep_after_shortening_timeout_removes_what_expired(self):
+        # The reported case: a session, then timeout = 1, two seconds.
+        sdc = self._makeOne()
+        sdc['client'] = self._makeData()
+        sdc.timeout = 1
+        self.clock.advance(2)
+        self.assertEqual(sdc.sweep(), 1)
+        self.assertEqual(len(sdc), 0)
+
+    def test_shortening_visits_only_what_it_made_due(self):
+        sdc = self._makeOne()
+        for n in range(10):
+            sdc['idle%d' % n] = self._makeData()
+        self.clock.advance(2000)
+        for n in range(30):
+            sdc['busy%d' % n] = self._makeData()
+        sdc.timeout = 1800
+        result = sdc.cleanup(limit=100, grace=0)
+        self.assertEqual((result.timeout, result.stale), (10, 0))
+        self.assertEqual(len(sdc), 30)
+        # Sessions indexed from now on are due at the new timeout, not
+        # earlier.
+        sdc['new'] = self._makeData()
+        self.clock.advance(1799)
+        self.assertEqual(sdc.cleanup(limit=100, grace=0).removed(), 0)
+        self.clock.advance(2)
+        self.assertEqual(sdc.cleanup(limit=100, grace=0).timeout, 31)
+
+    def test_turning_max_lifetime_on_finds_old_sessions(self):
+        sdc = self._makeOne()
+        sdc.resolution = 0
+        sdc['old'] = self._makeData()
+        for _ in range(5):
+            # Kept alive, and re-indexed by the cleanup: its index entry
+            # stays up to an hour ahead.
+            self.clock.advance(3000)
+            self.assertIsNotNone(sdc.get('old'))
+            self.assertEqual(sdc.cleanup(grace=0).removed(), 0)
+        sdc['young'] = self._makeData()
+        sdc.maxLifetime = 7200
+        self.assertEqual(sdc.sweep(), 1)
+        self.assertIn('young', sdc)
+
+    def test_shortening_lifetime_finds_old_sessions(self):
+        sdc = self._makeOne()
+        sdc.timeout = 0
+        sdc.maxLifetime = 86400
+        sdc['old'] = self._makeData()
+        self.clock.advance(7200)
+        sdc['young'] = self._makeData()
+        sdc.maxLifetime = 3600
+        self.assertEqual(sdc.sweep(), 1)
+        self.assertIn('young', sdc)
+        self.assertNotIn('old', sdc)
 
     def test_cleanup_reindexes_sessions_in_use(self):
         sdc = self._makeOne()
