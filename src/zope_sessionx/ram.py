@@ -8,6 +8,9 @@ import weakref
 import transaction
 import ZODB.DB
 import ZODB.MappingStorage
+from persistent.TimeStamp import TimeStamp
+from ZODB.ConflictResolution import ConflictResolvingStorage
+from ZODB.POSException import ConflictError
 
 from zope_sessionx._field import Setting
 from zope_sessionx.container import PersistentSessionDataContainer
@@ -17,16 +20,76 @@ from zope_sessionx.storage import SessionStore
 
 __all__ = [
     'RAMSessionDataContainer',
+    'RAMStore',
+    'ResolvingMappingStorage',
+    'packTimeFor',
+    'ramStore',
+    'setRAMStore',
 ]
 
 
-class _RAMStore:
-    """The process-wide in-memory database behind RAM containers."""
+class ResolvingMappingStorage(ConflictResolvingStorage,
+                              ZODB.MappingStorage.MappingStorage):
+    """A `~ZODB.MappingStorage.MappingStorage` that resolves conflicts.
 
-    def __init__(self):
-        self.db = ZODB.DB(ZODB.MappingStorage.MappingStorage(),
-                          pool_size=1000)
+    As a production storage does (and as Zope's old tempstorage did): the
+    objects' own resolution merges concurrent writes, so that RAM sessions
+    merge exactly as stored ones do (different keys of a package, access
+    times) and refuse what stored ones refuse (a removal and a use).
+    """
+
+    def tpc_begin(self, transaction, tid=None):
+        super().tpc_begin(transaction, tid)
+        self._resolved = []
+
+    def store(self, oid, serial, data, version, transaction):
+        try:
+            super().store(oid, serial, data, version, transaction)
+        except ConflictError as error:
+            committed = error.serials[0]
+            # Raises ConflictError itself when it cannot resolve.
+            data = self.tryToResolveConflict(oid, committed, serial, data)
+            self._tdata[oid] = data
+            self._resolved.append(oid)
+
+    def tpc_vote(self, transaction):
+        super().tpc_vote(transaction)
+        # The connection reloads what was resolved.
+        return self._resolved
+
+
+class _Tracker:
+    """Notes, for one transaction manager, since when the transaction in
+    progress reads the in-memory database."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def newTransaction(self, transaction):
+        self.store.opened[self] = self.store.db.lastTransaction()
+
+    def beforeCompletion(self, transaction):
+        pass
+
+    def afterCompletion(self, transaction):
+        self.store.opened.pop(self, None)
+
+
+class RAMStore:
+    """The process-wide in-memory database behind RAM containers.
+
+    *clock* gives the time packing is scheduled by (default
+    :func:`time.time`); the points it packs to follow the storage's own
+    transaction times, which are real.
+    """
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self.db = ZODB.DB(ResolvingMappingStorage(), pool_size=1000)
         self.local = threading.local()
+        # Tracker -> last transaction id when its transaction began.
+        self.opened = {}
+        self.lock = threading.Lock()
 
     def root(self, transaction_manager):
         # One connection per thread and transaction manager, so RAM data
@@ -34,33 +97,80 @@ class _RAMStore:
         connections = self.local.__dict__.setdefault('connections', {})
         connection = connections.get(transaction_manager)
         if connection is None:
+            tracker = _Tracker(self)
+            transaction_manager.registerSynch(tracker)
+            # The transaction under way began before the tracker knew.
+            self.opened[tracker] = self.db.lastTransaction()
             connection = self.db.open(transaction_manager=transaction_manager)
             connections[transaction_manager] = connection
         return connection.root()
 
     last_pack = 0
 
-    def pack(self, now):
-        # Never back in time: the storage refuses that (threads race).
-        now = self.last_pack = max(now, self.last_pack)
-        self.db.pack(now)
+    def pack(self):
+        """Pack to now, or to when the oldest transaction still open
+        began, whichever is earlier; one thread at a time, never back in
+        time.  Packing is what frees the memory of removed sessions."""
+        with self.lock:
+            begun = list(self.opened.values())
+            point = packTimeFor(min(begun)) if begun else time.time()
+            if point > self.last_pack:
+                self.last_pack = point
+                self.db.pack(point)
+            self.packed = self.clock()
 
-    def packEvery(self, seconds, now):
-        # Packing costs as much as the data held: not more often than this.
-        if now - self.last_pack >= seconds:
-            self.pack(now)
+    #: When `pack` last ran, by `clock`.
+    packed = 0
+
+    def packEvery(self, seconds):
+        """Pack if the last pack was *seconds* ago or more: packing costs
+        as much as the data held."""
+        if self.clock() - self.packed >= seconds:
+            self.pack()
+
+
+def packTimeFor(tid):
+    """Return a time to pack to that keeps what transaction *tid* sees.
+
+    The time's own transaction id (as the storage computes it) is not
+    after *tid*, and at most a microsecond before: packing to it keeps
+    every record a transaction begun at *tid* reads.
+    """
+    point = TimeStamp(tid).timeTime()
+    while _packPoint(point) > tid:
+        point -= 1e-6
+    return point
+
+
+def _packPoint(t):
+    # How MappingStorage turns a pack time into a transaction id.
+    return TimeStamp(*time.gmtime(t)[:5] + (t % 60,)).raw()
 
 
 _ram_store = None
 _ram_store_lock = threading.Lock()
 
 
-def _getRAMStore():
+def ramStore():
+    """Return the process's `RAMStore`, made on first use."""
     global _ram_store
     with _ram_store_lock:
         if _ram_store is None:
-            _ram_store = _RAMStore()
+            _ram_store = RAMStore()
         return _ram_store
+
+
+def setRAMStore(store):
+    """Make *store* the process's `RAMStore`; return the one it replaces.
+
+    For tests that want a store of their own (and its clock); containers
+    keep their sessions in whichever store is the process's when they
+    are used.
+    """
+    global _ram_store
+    with _ram_store_lock:
+        previous, _ram_store = _ram_store, store
+        return previous
 
 
 class RAMSessionDataContainer(PersistentSessionDataContainer):
@@ -92,7 +202,7 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
         jar = self._p_jar
         manager = (transaction.manager if jar is None
                    else jar.transaction_manager)
-        root = _getRAMStore().root(manager)
+        root = ramStore().root(manager)
         store = root.get(self.key)
         if store is None:
             store = root[self.key] = SessionStore()
@@ -119,7 +229,7 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
         """
         # Packing is about the storage's own transaction times, which
         # follow the real clock, not the container's.
-        _getRAMStore().packEvery(self.cleanupPeriod, time.time())
+        ramStore().packEvery(self.cleanupPeriod)
         return super().cleanup(limit, grace)
 
     def sweep(self):
@@ -129,7 +239,7 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
         their memory.
         """
         removed = super().sweep()
-        _getRAMStore().pack(time.time())
+        ramStore().pack()
         return removed
 
 
