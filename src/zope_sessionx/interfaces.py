@@ -476,13 +476,6 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         min=1,
     )
 
-    def __len__():
-        """Return the number of stored sessions, in constant time.
-
-        Sessions that have expired but have not been removed yet are
-        counted.
-        """
-
     def __delitem__(client_id):
         """Remove the session of *client_id* now; `KeyError` if absent.
 
@@ -532,6 +525,13 @@ class ISessionDataContainerMaintenance(Interface):
 
     .. versionadded:: 0.1
     """
+
+    def __len__():
+        """Return the number of stored sessions, in constant time.
+
+        Sessions that have expired but have not been removed yet are
+        counted.
+        """
 
     indexStep = Attribute(
         "Seconds of one step of the expiry index: sessions due in the same "

@@ -142,6 +142,42 @@ class ConfigureTests(unittest.TestCase):
                 self.assertRaises(Unauthorized, getattr, proxied, name)
             self.assertRaises(Unauthorized, setattr, proxied, 'timeout', 1)
 
+    def test_every_manager_name_declared_secrets_protected(self):
+        from zope.security.interfaces import Unauthorized
+        from zope.security.management import endInteraction
+        from zope.security.management import newInteraction
+        from zope.security.management import setSecurityPolicy
+        from zope.security.proxy import ProxyFactory
+        from zope.security.simplepolicies import ParanoidSecurityPolicy
+
+        from zope_sessionx.interfaces import ICookieClientIdManager
+        checker = getCheckerForInstancesOf(CookieClientIdManager)
+        for name in ICookieClientIdManager.names(all=True):
+            self.assertIn(checker.permission_id(name),
+                          (CheckerPublic, 'zope.ManageServices'), name)
+            self.assertEqual(checker.setattr_permission_id(name) in
+                             (None, 'zope.ManageServices'), True, name)
+
+        class Principal:
+            id = 'anonymous'
+
+        class Participation:
+            principal = Principal()
+            interaction = None
+
+        old = setSecurityPolicy(ParanoidSecurityPolicy)
+        self.addCleanup(setSecurityPolicy, old)
+        newInteraction(Participation())
+        self.addCleanup(endInteraction)
+        manager = CookieClientIdManager('sid', SECRET)
+        proxied = ProxyFactory(manager)
+        self.assertEqual(proxied.namespace, 'sid')
+        self.assertEqual(proxied.cookieName, 'sid')
+        self.assertIsNotNone(proxied.getClientId(makeRequest()))
+        for name in ('secret', 'secrets'):
+            self.assertRaises(Unauthorized, getattr, proxied, name)
+            self.assertRaises(Unauthorized, setattr, proxied, name, ('x',))
+
     def test_virtual_host_subscriber(self):
         from zope.publisher.http import HTTPVirtualHostChangedEvent
         self._provideUtilities()
