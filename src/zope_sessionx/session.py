@@ -158,7 +158,8 @@ class Session:
             # removal (which all write it) makes it conflict, and, retried,
             # find no session, rather than write into one that is gone.
             jar.readCurrent(session_data)
-        if getattr(session_data, '_p_changed', False):
+        now = getattr(sdc, 'now', None)
+        if now is not None and session_data.getLastAccessTime() >= int(now()):
             # Its access time was recorded just now: a good moment, once
             # per resolution, to renew a cookie of finite lifetime.
             self._refreshCookie()

@@ -285,6 +285,42 @@ class StrictIdsTests(ComponentsTestCase):
         self.assertEqual(self._write(fixated), fixated)
 
 
+class CookieRefreshTests(StrictIdsTests):
+    """A cookie of finite lifetime is re-sent with the access time."""
+
+    def test_resent_when_the_access_is_recorded(self):
+        self.ids.cookieLifetime = 86400
+        client_id = self._sessionOf()
+        # Within the resolution, reads send nothing.
+        self.clock.advance(60)
+        reader = makeRequest({'sid': client_id})
+        self.assertEqual(ISession(reader)['products.foo']['x'], 1)
+        self.assertIsNone(reader.response.getCookie('sid'))
+        # Once the access time is recorded, the cookie is renewed.
+        self.clock.advance(self.sdc.effectiveResolution() + 1)
+        later = makeRequest({'sid': client_id})
+        ISession(later).get('products.foo')
+        cookie = later.response.getCookie('sid')
+        self.assertEqual((cookie['value'], cookie['max_age']),
+                         (client_id, 86400))
+
+    def test_resent_when_data_is_first_stored_for_a_live_id(self):
+        self.ids.cookieLifetime = 86400
+        request = makeRequest()
+        ISession(request)['products.other']['step'] = 1
+        client_id = ISession(request).client_id
+        writer = makeRequest({'sid': client_id})
+        ISession(writer)['products.foo']['cart'] = []
+        self.assertEqual(writer.response.getCookie('sid')['max_age'], 86400)
+
+    def test_session_cookie_never_resent(self):
+        client_id = self._sessionOf()
+        self.clock.advance(self.sdc.effectiveResolution() + 1)
+        later = makeRequest({'sid': client_id})
+        ISession(later).get('products.foo')
+        self.assertIsNone(later.response.getCookie('sid'))
+
+
 class ConcurrencyTests(TwoRequestsTestCase):
 
     def test_concurrent_reads_across_resolution_boundary_commit(self):
