@@ -651,3 +651,53 @@ class _Unreadable(SessionData):
 
     def getLastAccessTime(self):
         raise AttributeError('_last')
+
+
+class RealConnectionsTests(ComponentsTestCase):
+    """Settings and access times changed in one connection, seen by
+    another, on a FileStorage."""
+
+    def setUp(self):
+        super().setUp()
+        import transaction
+
+        from zope_sessionx.container import PersistentSessionDataContainer
+        from zope_sessionx.tests.helpers import FileStorageDB
+        self.fs = FileStorageDB()
+        self.addCleanup(self.fs.close)
+        self.tm = transaction.TransactionManager()
+        conn = self.fs.db.open(self.tm)
+        self.addCleanup(conn.close)
+        sdc = conn.root()['sdc'] = PersistentSessionDataContainer()
+        sdc.cleanerThread = False
+        for n in range(21):
+            sdc['client%d' % n] = SessionData()
+        self.tm.commit()
+        self.sdc = sdc
+
+    def _other(self):
+        import transaction
+        tm = transaction.TransactionManager()
+        conn = self.fs.db.open(tm)
+        self.addCleanup(conn.close)
+        self.addCleanup(tm.abort)
+        return tm, conn.root()['sdc']
+
+    def test_sweep_after_a_shorter_timeout_committed_elsewhere(self):
+        tm, other = self._other()
+        other.timeout = 1
+        tm.commit()
+        self.clock.advance(2)
+        tm2, third = self._other()
+        self.assertEqual(third.sweep(), 21)
+        tm2.commit()
+        self.tm.begin()
+        self.assertEqual(len(self.sdc), 0)
+
+    def test_winding_back_an_access_time_committed_elsewhere(self):
+        tm, other = self._other()
+        other['client0'].setLastAccessTime(EPOCH - other.timeout - 1)
+        tm.commit()
+        self.tm.begin()
+        self.assertNotIn('client0', self.sdc)
+        self.assertIn('client1', self.sdc)
