@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all test unit docs lint bench clean
+.PHONY: all test unit docs lint bench mutate clean
 
 all: test
 
@@ -32,11 +32,15 @@ docs: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet flake8 isort
-	$(BIN)/python -m flake8 src benchmarks
-	$(BIN)/python -m isort --check-only --diff src benchmarks
+	$(BIN)/python -m flake8 src benchmarks tools
+	$(BIN)/python -m isort --check-only --diff src benchmarks tools
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# Break key behaviours one line at a time (docs/testing.rst).
+mutate: $(STAMP)
+	$(BIN)/python tools/mutate.py
 
 clean:
 	rm -rf $(VENV) build dist docs/_build .coverage .pytest_cache src/*.egg-info

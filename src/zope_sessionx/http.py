@@ -39,6 +39,7 @@ __all__ = [
     'CookieClientIdManager',
     'ICookieClientIdManager',
     'MissingClientIdException',
+    'digestEncode',
     'notifyVirtualHostChanged',
     'overHTTPS',
 ]
@@ -77,6 +78,15 @@ def _encode(raw):
     # zope.session's encoding: base64 without padding, '+/' made '-.' so
     # that the value needs no quoting in a cookie or a URL.
     return base64.b64encode(raw).rstrip(b'=').translate(_TRANSLATION)
+
+
+def digestEncode(s):
+    """Encode a digest for a cookie exactly as zope.session does.
+
+    Kept for code that imported zope.session's helper; the ids of this
+    package are encoded the same way for 20 byte digests.
+    """
+    return base64.encodebytes(s)[:-2].translate(_TRANSLATION)
 
 
 def _sign(secret, id_part, digestmod=hashlib.sha256):

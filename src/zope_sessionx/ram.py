@@ -227,16 +227,17 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
         most once per ``cleanupPeriod``: that is what frees the memory of
         sessions removed (and of data overwritten) before.
         """
-        # Packing is about the storage's own transaction times, which
-        # follow the real clock, not the container's.
+        # The store's clock, not the container's: packing is about the
+        # storage's own transaction times, which are real.
         ramStore().packEvery(self.cleanupPeriod)
         return super().cleanup(limit, grace)
 
     def sweep(self):
         """See `ISessionDataContainerMaintenance`.
 
-        Also packs the in-memory database so that removed sessions free
-        their memory.
+        Also packs the in-memory database, which frees the memory of
+        sessions removed before (and no longer read by a transaction
+        still open); what this sweep removes is freed by the next pack.
         """
         removed = super().sweep()
         ramStore().pack()

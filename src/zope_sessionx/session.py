@@ -17,6 +17,7 @@ from zope_sessionx.clock import currentTime
 from zope_sessionx.container import PersistentSessionDataContainer
 from zope_sessionx.data import SessionData
 from zope_sessionx.data import SessionPkgData
+from zope_sessionx.http import digestEncode
 from zope_sessionx.interfaces import NEW
 from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
 from zope_sessionx.interfaces import IClientId
@@ -49,6 +50,7 @@ __all__ = [
     'SessionData',
     'SessionPkgData',
     'currentTime',
+    'digestEncode',
 ]
 
 # Request annotations: package data handed out but not stored yet, and the

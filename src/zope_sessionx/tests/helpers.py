@@ -61,6 +61,19 @@ def makeRequest(cookies=None, method='GET', environ=None, browser=False):
     return factory(BytesIO(), env)
 
 
+def virtualHost(request, spec, names=()):
+    """Traverse ``++vh++<spec>/<names>/++`` as the publisher would.
+
+    Goes through zope.traversing's real ``vh`` namespace (its
+    ``configure.zcml`` must be loaded), which notifies
+    ``IHTTPVirtualHostChangedEvent``.
+    """
+    from zope.traversing.namespace import namespaceLookup
+    stack = request.getTraversalStack()
+    request.setTraversalStack(stack + ['++'] + list(reversed(names)))
+    namespaceLookup('vh', spec, object(), request)
+
+
 def nextRequest(previous, namespace, **kw):
     """Return a request carrying the cookie *previous* was answered with."""
     cookie = previous.response.getCookie(namespace)

@@ -200,6 +200,23 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.assertEqual(self.sdc.lease.holder, 'me')
         self.assertIsNone(other.round())
 
+    def test_two_processes_taking_the_lease_at_once_conflict(self):
+        from ZODB.POSException import ConflictError
+        self._populate(1)
+        takers = []
+        for name in ('one', 'two'):
+            tm = transaction.TransactionManager()
+            conn = self.fs.db.open(tm)
+            self.addCleanup(conn.close)
+            self.addCleanup(tm.abort)
+            lease = conn.root()['sdc'].lease
+            self.assertTrue(lease.acquire(name, self.clock(), 5))
+            takers.append(tm)
+        takers[0].commit()
+        self.assertRaises(ConflictError, takers[1].commit)
+        self.app.begin()
+        self.assertEqual(self.sdc.lease.holder, 'one')
+
     def test_conflict_with_a_request_is_retried_and_request_wins(self):
         oid = self._populate(1)[0]._p_oid
         self._expire()

@@ -179,12 +179,14 @@ class ConfigureTests(unittest.TestCase):
             self.assertRaises(Unauthorized, setattr, proxied, name, ('x',))
 
     def test_virtual_host_subscriber(self):
-        from zope.publisher.http import HTTPVirtualHostChangedEvent
+        import zope.traversing
+
+        from zope_sessionx.tests.helpers import virtualHost
+        xmlconfig.file('configure.zcml', zope.traversing)
         self._provideUtilities()
         request = makeRequest()
         IClientId(request)
-        request._app_names = ['site']
-        zope.event.notify(HTTPVirtualHostChangedEvent(request))
+        virtualHost(request, 'http:example.org:80', ['site'])
         self.assertEqual(request.response.getCookie('sid')['path'], '/site')
 
     def test_tales_session_path(self):
@@ -196,7 +198,11 @@ class ConfigureTests(unittest.TestCase):
             '<p tal:content="request/session:products.foo/color'
             ' | default">green</p>')
         request = makeRequest()
+        sdc = zope.component.getUtility(ISessionDataContainer)
         self.assertEqual(template(request=request).strip(), '<p>green</p>')
+        # Reading through TALES stores nothing and issues no id.
+        self.assertEqual(len(sdc), 0)
+        self.assertIsNone(request.response.getCookie('sid'))
         ISession(request)['products.foo']['color'] = 'red'
         following = nextRequest(request, 'sid')
         self.assertEqual(template(request=following).strip(),

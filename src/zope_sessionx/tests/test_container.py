@@ -628,6 +628,22 @@ class ContainerTestsMixin:
         self.assertNotIn('client', sdc)
         self.assertIsNone(sdc.get('client'))
 
+    def test_no_setting_change_loses_a_live_session(self):
+        sdc = self._makeOne()
+        sdc.resolution = 60
+        sdc['client'] = self._makeData()
+        self.clock.advance(100)
+        for name, value in [('timeout', 600), ('resolution', 10),
+                            ('maxLifetime', 7200), ('targetNumber', 5),
+                            ('maxNumber', 10), ('cleanupPeriod', 3),
+                            ('cleanupBatch', 7), ('timeout', 300),
+                            ('maxLifetime', 0), ('timeout', 3600)]:
+            setattr(sdc, name, value)
+            self.assertIn('client', sdc, name)
+            self.assertEqual(sdc.sweep(), 0, name)
+        self.assertEqual(sdc.cleanup().removed(), 0)
+        self.assertEqual(len(sdc), 1)
+
     def test_timeout_change_keeps_sessions(self):
         sdc = self._makeOne()
         sdc['client'] = self._makeData()

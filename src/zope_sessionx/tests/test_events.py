@@ -24,9 +24,41 @@ class EventClassesTests(unittest.TestCase):
             verifyClass(iface, klass)
             verifyObject(iface, klass(*args))
 
-    def test_removed_event_carries_reason_and_id(self):
-        event = events.SessionRemovedEvent('sdc', 'data', 'evicted')
-        self.assertEqual((event.reason, event.clientId), ('evicted', None))
+    def test_events_of_a_real_container(self):
+        # What handlers get: the client id where the container knows it
+        # (it stores only a digest, so not when the cleaner removes).
+        import zope.component
+
+        from zope_sessionx.container import PersistentSessionDataContainer
+        from zope_sessionx.data import SessionData
+        from zope_sessionx.tests.helpers import installClock
+        from zope_sessionx.tests.helpers import setUpComponents
+        from zope_sessionx.tests.helpers import tearDownComponents
+        setUpComponents()
+        self.addCleanup(tearDownComponents)
+        clock = installClock()
+        seen = []
+        zope.component.provideHandler(seen.append,
+                                      (interfaces.ISessionEvent,))
+        sdc = PersistentSessionDataContainer()
+        sdc.targetNumber = 1
+        first = sdc['first'] = SessionData()
+        # A step of the index later: the first is the least recent.
+        clock.advance(sdc.indexStep)
+        sdc['second'] = SessionData()
+        del sdc['second']
+        sdc['third'] = SessionData()
+        sdc.cleanup()
+        self.assertEqual(
+            [(type(e).__name__, e.clientId, getattr(e, 'reason', None))
+             for e in seen],
+            [('SessionCreatedEvent', 'first', None),
+             ('SessionCreatedEvent', 'second', None),
+             ('SessionRemovedEvent', 'second', 'invalidated'),
+             ('SessionCreatedEvent', 'third', None),
+             ('SessionRemovedEvent', None, 'evicted')])
+        self.assertIs(seen[-1].sessionData, first)
+        self.assertTrue(all(e.container is sdc for e in seen))
 
     def test_round_event_counts_start_at_zero(self):
         event = events.CleanupRoundEvent('sdc')

@@ -7,6 +7,7 @@ from email.utils import parsedate_to_datetime
 from unittest import mock
 
 import zope.component
+import zope.traversing
 from zope.interface import implementer
 from zope.interface.verify import verifyClass
 from zope.interface.verify import verifyObject
@@ -22,6 +23,7 @@ from zope_sessionx.tests.helpers import EPOCH
 from zope_sessionx.tests.helpers import ComponentsTestCase
 from zope_sessionx.tests.helpers import makeRequest
 from zope_sessionx.tests.helpers import nextRequest
+from zope_sessionx.tests.helpers import virtualHost
 
 
 SECRET = 's3cret-s3cret-s3cret-s3cret-s3cret'
@@ -136,13 +138,19 @@ class CookieClientIdManagerTests(ComponentsTestCase):
         self.assertEqual(sid[:27], '-.v7-.v7-.v7-.v7-.v7-.v7-.s')
         self.assertEqual(manager.generateUniqueId(), sid)
 
-    def test_randomBytes_from_secrets(self):
+    def test_ids_carry_160_bits_from_secrets(self):
+        # The random part of an id is what the operating system's CSPRNG
+        # gave, all 20 bytes of it.
         manager = self._makeOne()
-        with mock.patch('secrets.token_bytes', return_value=b'x' * 20) as tb:
-            self.assertEqual(manager.randomBytes(20), b'x' * 20)
+        drawn = bytes(range(20))
+        with mock.patch('secrets.token_bytes', return_value=drawn) as tb:
+            sid = manager.generateUniqueId()
         tb.assert_called_once_with(20)
-        ids = {manager.generateUniqueId() for _ in range(100)}
-        self.assertEqual(len(ids), 100)
+        expected = base64.b64encode(drawn).rstrip(b'=').decode('ascii')
+        self.assertEqual(sid[:27], expected.replace('+', '-')
+                         .replace('/', '.'))
+        ids = {manager.generateUniqueId()[:27] for _ in range(1000)}
+        self.assertEqual(len(ids), 1000)
 
     def test_getClientId_creates_and_sets_cookie(self):
         manager = self._makeOne()
@@ -391,13 +399,20 @@ class CookieClientIdManagerTests(ComponentsTestCase):
             self.assertEqual(len(sid), 54)
 
     def test_getRequestId_checks_in_constant_time(self):
-        manager = self._makeOne()
+        # Every signature of a well-formed id is compared with
+        # hmac.compare_digest, whether it verifies or not, and against
+        # each secret: never with ==, which stops at the first difference.
+        manager = self._makeOne(secrets=(SECRET, OLD))
         sid = manager.generateUniqueId()
-        with mock.patch('hmac.compare_digest',
-                        wraps=hmac.compare_digest) as compare:
-            self.assertEqual(manager.getRequestId(makeRequest({'sid': sid})),
-                             sid)
-        compare.assert_called_once()
+        forged = sid[:27] + ('A' if sid[27] != 'A' else 'B') + sid[28:]
+        for value, calls, found in [(sid, 1, sid), (forged, 2, None)]:
+            with mock.patch('hmac.compare_digest',
+                            wraps=hmac.compare_digest) as compare:
+                self.assertEqual(
+                    manager.getRequestId(makeRequest({'sid': value})), found)
+            self.assertEqual(compare.call_count, calls)
+            for call in compare.call_args_list:
+                self.assertEqual(call.args[1], value[27:].encode('ascii'))
 
     def test_tampered_cookie_through_real_request_gets_fresh_id(self):
         manager = self._makeOne()
@@ -426,9 +441,13 @@ class NotifyVirtualHostChangedTests(ComponentsTestCase):
         zope.component.provideUtility(manager, IClientIdManager)
         request = makeRequest()
         sid = manager.getClientId(request)
-        request.setVirtualHostRoot(['vh'])
-        request._app_names = ['site']
-        self._callFUT(self._makeEvent(request))
+        # The real ++vh++ namespace, with this subscriber registered.
+        from zope.configuration import xmlconfig
+        from zope.publisher.interfaces import http
+        xmlconfig.file('configure.zcml', zope.traversing)
+        zope.component.provideHandler(
+            self._callFUT, (http.IHTTPVirtualHostChangedEvent,))
+        virtualHost(request, 'http:example.org:80', ['site'])
         cookie = request.response.getCookie('sid')
         self.assertEqual(cookie['value'], sid)
         self.assertEqual(cookie['path'], '/site')
@@ -493,6 +512,16 @@ class CompatibilityImportsTests(unittest.TestCase):
             for name in names:
                 self.assertTrue(hasattr(theirs, name), name)
                 self.assertTrue(hasattr(ours, name), name)
+
+    def test_digestEncode_as_zope_session(self):
+        import zope.session.session
+
+        from zope_sessionx.http import digestEncode
+        from zope_sessionx.session import digestEncode as reexported
+        self.assertIs(reexported, digestEncode)
+        for raw in (b'', b'x' * 20, bytes(range(32)), b'\xfb' * 7):
+            self.assertEqual(digestEncode(raw),
+                             zope.session.session.digestEncode(raw))
 
     def test_interfaces_declare_zope_session_attributes(self):
         import zope.session.http

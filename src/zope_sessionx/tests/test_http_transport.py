@@ -1,14 +1,12 @@
 """``Secure`` follows the transport, never the URL a client chooses."""
 import http.client
-import threading
 import unittest
 from io import BytesIO
 
-from waitress.server import create_server
+from webtest.http import StopableWSGIServer
 from zope.component import provideUtility
 from zope.configuration import xmlconfig
 from zope.publisher.browser import BrowserRequest
-from zope.traversing.namespace import namespaceLookup
 
 import zope_sessionx
 from zope_sessionx.http import CookieClientIdManager
@@ -16,18 +14,12 @@ from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.tests.helpers import SECRET
 from zope_sessionx.tests.helpers import ComponentsTestCase
 from zope_sessionx.tests.helpers import makeRequest
+from zope_sessionx.tests.helpers import virtualHost
 
 
 def setCookies(request):
     return [value for name, value in request.response.getHeaders()
             if name.lower() == 'set-cookie']
-
-
-def virtualHost(request, spec, names=()):
-    """Traverse ``++vh++<spec>/<names>/++`` as the publisher would."""
-    stack = request.getTraversalStack()
-    request.setTraversalStack(stack + ['++'] + list(reversed(names)))
-    namespaceLookup('vh', spec, object(), request)
 
 
 class VirtualHostTests(ComponentsTestCase):
@@ -89,14 +81,12 @@ class VirtualHostTests(ComponentsTestCase):
 
 
 class _Server:
-    """A waitress server on a free port of 127.0.0.1, in a thread."""
+    """waitress on a free port of 127.0.0.1, in a thread (WebTest's)."""
 
     def __init__(self, app, **options):
-        self.server = create_server(app, host='127.0.0.1', port=0,
-                                    **options)
+        self.server = StopableWSGIServer.create(app, host='127.0.0.1',
+                                                **options)
         self.port = self.server.effective_port
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
 
     def get(self, headers=None):
         connection = http.client.HTTPConnection('127.0.0.1', self.port,
@@ -110,8 +100,8 @@ class _Server:
             connection.close()
 
     def close(self):
-        self.server.close()
-        self.thread.join(30)
+        self.server.shutdown()
+        self.server.runner.join(30)
 
 
 class WaitressTests(unittest.TestCase):

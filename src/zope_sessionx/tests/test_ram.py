@@ -48,14 +48,24 @@ class RAMSessionDataContainerTests(ContainerTestsMixin, ComponentsTestCase):
         self.assertNotIn('aborted', sdc)
 
     def test_sweep_frees_removed_data(self):
+        from zope_sessionx.data import SessionPkgData
         sdc = self._makeOne()
         sdc.timeout = 60
-        sdc['client'] = self._makeData()
+        data = sdc['client'] = self._makeData()
+        data['pkg'] = SessionPkgData()
+        data['pkg']['big'] = 'x' * 100000
         transaction.commit()
+        held = self.store.db.getSize()
         self.clock.advance(61)
         self.assertEqual(sdc.sweep(), 1)
         transaction.commit()
         self.assertEqual(len(sdc), 0)
+        # The transaction that removed it could still read it while it
+        # ran: the next pack (here, of the next sweep) frees it.
+        self.assertGreater(self.store.db.getSize(), held)
+        self.assertEqual(sdc.sweep(), 0)
+        transaction.commit()
+        self.assertLess(self.store.db.getSize(), held - 100000)
 
     def test_cleanup_rounds_free_memory(self):
         from zope_sessionx.tests.helpers import FakeClock

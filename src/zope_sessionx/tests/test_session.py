@@ -78,10 +78,28 @@ class SessionTests(ComponentsTestCase):
         self.assertIsNone(session.get('products.foo'))
         self.assertEqual(len(self.sdc), 0)
 
+    def test_limit_error_comes_from_the_first_write(self):
+        from zope_sessionx.interfaces import SessionLimitError
+        self.sdc.maxNumber = 1
+        self._makeOne()['products.foo']['x'] = 1
+        # Handing out package data to a new client still works ...
+        data = self._makeOne()['products.foo']
+        self.assertEqual(len(data), 0)
+        # ... the write that would create a session is refused.
+        self.assertRaises(SessionLimitError, data.__setitem__, 'x', 1)
+        self.assertEqual(len(self.sdc), 1)
+
     def test_get_w_session_wo_package(self):
-        session = self._makeOne()
-        session['products.foo']
+        request = makeRequest()
+        self._makeOne(request)['products.foo']['color'] = 'red'
+        client_id = self._makeOne(request).client_id
+        self.assertIn(client_id, self.sdc)
+        following = makeRequest({'cookie': client_id})
+        session = self._makeOne(following)
         self.assertIsNone(session.get('products.bar'))
+        self.assertEqual(session.get('products.bar', 'default'), 'default')
+        self.assertEqual(dict(session.get('products.foo')), {'color': 'red'})
+        self.assertNotIn('products.bar', self.sdc[client_id])
 
     def test_getitem_creates_on_first_write(self):
         request = makeRequest()

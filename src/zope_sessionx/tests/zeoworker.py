@@ -1,7 +1,9 @@
 """A process of a ZEO cluster, for the multi-process tests and benchmarks.
 
-``python -m zope_sessionx.tests.zeoworker clean HOST PORT NAME SECONDS``
-runs a cleaner (named NAME) until killed or SECONDS have passed.
+``python -m zope_sessionx.tests.zeoworker clean HOST PORT NAME SECONDS
+[OFFSET]`` runs a cleaner (named NAME) until killed or SECONDS have
+passed, its clock OFFSET seconds ahead of the real one (so that sessions
+are expired for it at once).
 
 ``python -m zope_sessionx.tests.zeoworker load HOST PORT NAME REQUESTS``
 plays REQUESTS requests of the clients listed in the database's root
@@ -23,6 +25,7 @@ from zope_sessionx.container import PersistentSessionDataContainer
 from zope_sessionx.http import CookieClientIdManager
 from zope_sessionx.interfaces import IClientId
 from zope_sessionx.interfaces import IClientIdManager
+from zope_sessionx.interfaces import IClock
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.session import ClientId
@@ -53,7 +56,10 @@ def _register(root):
     zope.component.provideUtility(root['sdc'], ISessionDataContainer)
 
 
-def clean(db, name, seconds):
+def clean(db, name, seconds, offset=0):
+    if offset:
+        zope.component.provideUtility(
+            lambda: time.time() + offset, IClock)
     tm = transaction.TransactionManager()
     conn = db.open(tm)
     oid = conn.root()['sdc']._p_oid
@@ -104,10 +110,11 @@ def load(db, name, requests):
 
 def main(argv=None):
     mode, host, port, name, amount = (argv or sys.argv)[1:6]
+    extra = (argv or sys.argv)[6:]
     db = ZEO.DB((host, int(port)))
     try:
         if mode == 'clean':
-            clean(db, name, float(amount))
+            clean(db, name, float(amount), *[float(x) for x in extra])
         else:
             load(db, name, int(amount))
     finally:
