@@ -131,6 +131,15 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.assertEqual(len(self.sdc), 0)
         self.assertEqual(self.sdc.lease.holder, 'me')
 
+    def test_lease_lasts_half_a_period(self):
+        # So that a dead holder is replaced within one and a half periods.
+        self._populate(2)
+        self._expire()
+        self._cleaner().round()
+        self.app.begin()
+        self.assertEqual(self.sdc.lease.expires,
+                         self.clock() + self.sdc.cleanupPeriod / 2)
+
     def test_idle_hour_costs_nothing(self):
         self._populate(20)
         cleaner = self._cleaner()

@@ -287,7 +287,10 @@ class ContainerTestsMixin:
         self.clock.advance(100)
         self.assertIs(sdc['client'], data)
         self.clock.advance(1)
+        # Refused on read, by every way of reading.
         self.assertNotIn('client', sdc)
+        self.assertIsNone(sdc.get('client'))
+        self.assertRaises(KeyError, sdc.__getitem__, 'client')
 
     def test_maxNumber_refuses_one_more(self):
         from zope_sessionx.interfaces import SessionError
@@ -447,6 +450,25 @@ class ContainerTestsMixin:
         self.assertEqual(sdc.sweep(), 1)
         self.assertIn('young', sdc)
         self.assertNotIn('old', sdc)
+
+    def test_cleanup_waits_out_the_grace_of_a_session_used_late(self):
+        # Used after it was indexed, a session's entry comes due before
+        # the session does; when the cleaner visits it just after the
+        # session expired, a request that read it just in time may still
+        # run: the grace keeps it until that request is surely done.
+        sdc = self._makeOne()
+        sdc.timeout = 600
+        sdc.resolution = 0
+        sdc['client'] = self._makeData()
+        self.clock.advance(500)
+        self.assertIsNotNone(sdc.get('client'))
+        self.clock.advance(600 + sdc.grace // 2)
+        self.assertNotIn('client', sdc)
+        result = sdc.cleanup()
+        self.assertEqual((result.removed(), result.stale), (0, 1))
+        self.assertEqual(len(sdc), 1)
+        self.clock.advance(sdc.grace + sdc.indexStep)
+        self.assertEqual(sdc.cleanup().timeout, 1)
 
     def test_cleanup_reindexes_sessions_in_use(self):
         sdc = self._makeOne()

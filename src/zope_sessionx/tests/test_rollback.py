@@ -145,3 +145,18 @@ class SavepointTests(ComponentsTestCase):
         self.assertEqual(request.response.getCookie('sid')['value'], first)
         transaction.commit()
         self.assertEqual(dict(self.sdc[first]['pkg']), {'a': 1})
+
+    def test_savepoint_taken_after_a_rotation(self):
+        request = makeRequest()
+        ISession(request)['pkg']['a'] = 1
+        transaction.commit()
+        rotated = ISession(request).rotateClientId()
+        savepoint = transaction.savepoint()
+        ISession(request).invalidate()
+        self.assertIsNone(self.manager.getRequestId(request))
+        savepoint.rollback()
+        # As at the savepoint: the rotated id, not the first one.
+        self.assertEqual(request.response.getCookie('sid')['value'], rotated)
+        self.assertEqual(self.manager.getClientId(request), rotated)
+        transaction.commit()
+        self.assertEqual(dict(self.sdc[rotated]['pkg']), {'a': 1})
