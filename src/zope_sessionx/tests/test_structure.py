@@ -8,8 +8,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 
 #: Each module may import only modules before it (docs/design.rst).
 ORDER = ['interfaces', 'clock', 'events', '_field', 'data', 'storage',
-         'cleanup', 'container', 'ram', 'http', 'rollback', 'session',
-         'migration']
+         'cleanup', 'container', 'ram', 'database', 'http', 'rollback',
+         'session', 'zcml', 'migration']
 
 
 def packageImports(path):
