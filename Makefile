@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all test unit docs lint bench mutate clean
+.PHONY: all test unit docs lint bench mutate demo clean
 
 all: test
 
@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # Reinstall whenever the metadata changes.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs,app]'
 	touch $(STAMP)
 
 # The whole suite: unit tests, the doctests in docs/*.rst (collected by
@@ -37,6 +37,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# The demo application on http://127.0.0.1:8080/ (docs/deployment.rst);
+# DEMO_ARGS="--port 8081 --database zeo://127.0.0.1:8100" to change it.
+demo: $(STAMP)
+	$(BIN)/python -m zope_sessionx.demo $(DEMO_ARGS)
 
 # Break key behaviours one line at a time (docs/testing.rst).
 mutate: $(STAMP)

@@ -1,0 +1,79 @@
+"""``python -m zope_sessionx.demo``: serve the demo with waitress.
+
+Example::
+
+    python -m zope_sessionx.demo --port 8080 --var var
+    python -m zope_sessionx.demo --database zeo://127.0.0.1:8100
+"""
+import argparse
+import signal
+
+from waitress.server import create_server
+from zope.configuration.exceptions import ConfigurationError
+
+from zope_sessionx.demo import makeApplication
+
+
+def prepare(argv=None):
+    """Parse *argv*, listen, set the demo up; return ``(server, demo)``.
+
+    A mistake is one line on standard error and a non-zero exit: 1 for a
+    port that cannot be listened on (nothing is set up then), 2 for bad
+    arguments or configuration.
+    """
+    parser = argparse.ArgumentParser(
+        prog='python -m zope_sessionx.demo',
+        description='Serve the zope_sessionx demo application.',
+        epilog='Example: python -m zope_sessionx.demo --port 8080')
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to listen on (default 127.0.0.1)')
+    parser.add_argument('--port', type=int, default=8080,
+                        help='port to listen on (default 8080; 0: any)')
+    parser.add_argument('--var', default='var',
+                        help="directory of the demo's data (default var)")
+    parser.add_argument('--database',
+                        help='URI of the session database (default: a '
+                        'FileStorage in the var directory)')
+    args = parser.parse_args(argv)
+    application = {}
+    try:
+        # The port first: nothing is set up if it is taken.
+        server = create_server(
+            lambda environ, start: application['app'](environ, start),
+            host=args.host, port=args.port)
+    except OSError as error:
+        parser.exit(1, 'zope_sessionx.demo: cannot listen on {}:{}: {}\n'
+                    .format(args.host, args.port, error.strerror))
+    try:
+        demo = makeApplication(args.var, args.database)
+    except ConfigurationError as error:
+        server.close()
+        parser.exit(2, 'zope_sessionx.demo: {}\n'.format(
+            ' '.join(line.strip() for line in str(error).splitlines())))
+    application['app'] = demo.wsgi
+    print('Serving the demo on http://{}:{}/index.html (log in to '
+          'admin.html as "admin" with the password in {}/admin-password'
+          '.txt)'.format(args.host, server.effective_port, args.var),
+          flush=True)
+    return server, demo
+
+
+def _stop(signum, frame):
+    # SIGTERM stops as Ctrl-C does: databases closed cleanly.
+    raise KeyboardInterrupt
+
+
+def main(argv=None):
+    """Serve the demo until Ctrl-C or SIGTERM."""
+    server, demo = prepare(argv)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        # Returns on Ctrl-C (and so on SIGTERM): waitress stops then.
+        server.run()
+    finally:
+        server.close()
+        demo.close()
+
+
+if __name__ == '__main__':  # pragma: no cover
+    main()

@@ -1,0 +1,121 @@
+"""The demo's pages: plain browser views, each a few lines of session use.
+
+Every page reads or writes the data of one package id, ``PKG``.
+"""
+import html
+
+from zope.component import getUtility
+
+from zope_sessionx.interfaces import ISession
+from zope_sessionx.interfaces import ISessionDataContainer
+
+
+PKG = 'zope_sessionx.demo'
+
+PAGE = '''<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title></head>
+<body>
+<nav><a href="index.html">Counter</a> | <a href="form.html">Form</a> |
+<a href="value.html">Template</a> | <a href="login.html">Log in</a> |
+<a href="logout.html">Log out</a> | <a href="admin.html">Admin</a></nav>
+<h1>{title}</h1>
+{body}
+</body></html>
+'''
+
+
+class _Page:
+
+    title = ''
+
+    def __init__(self, context, request):
+        self.context = context
+        self.request = request
+
+    @property
+    def data(self):
+        # Stored on the first write only: a page that only reads stores
+        # nothing and sets no cookie.
+        return ISession(self.request)[PKG]
+
+    def page(self, body):
+        self.request.response.setHeader('Content-Type',
+                                        'text/html; charset=utf-8')
+        return PAGE.format(title=self.title, body=body)
+
+
+class Counter(_Page):
+    """Counts this visitor's visits."""
+
+    title = 'Counter'
+
+    def __call__(self):
+        count = self.data.get('count', 0) + 1
+        self.data['count'] = count
+        user = self.data.get('user')
+        who = ('Logged in as <b id="user">{}</b>. '.format(html.escape(user))
+               if user else '')
+        return self.page('<p>{}Visits: <b id="count">{}</b></p>'.format(
+            who, count))
+
+
+class Form(_Page):
+    """Stores a value given in a form (POST)."""
+
+    title = 'Form'
+
+    def __call__(self):
+        if self.request.method == 'POST':
+            self.data['value'] = self.request.form.get('value', '')
+        value = self.data.get('value', '')
+        return self.page(
+            '<form method="post" action="form.html">'
+            '<input name="value" value="{}">'
+            '<button type="submit">Store</button></form>'
+            '<p>Stored: <b id="value">{}</b></p>'.format(
+                html.escape(value, quote=True), html.escape(value)))
+
+
+class Login(_Page):
+    """Logs a visitor in: a new client id, the session kept."""
+
+    title = 'Log in'
+
+    def __call__(self):
+        name = self.request.form.get('name', '').strip()
+        if self.request.method == 'POST' and name:
+            # Against session fixation: a new id at every log-in.
+            ISession(self.request).rotateClientId()
+            self.data['user'] = name
+            return self.page('<p>Welcome, <b id="user">{}</b>.</p>'.format(
+                html.escape(name)))
+        return self.page(
+            '<form method="post" action="login.html">'
+            '<input name="name"><button type="submit">Log in</button>'
+            '</form>')
+
+
+class Logout(_Page):
+    """Ends the visitor's session."""
+
+    title = 'Log out'
+
+    def __call__(self):
+        ISession(self.request).invalidate()
+        return self.page('<p id="done">Your session has ended.</p>')
+
+
+class Admin(_Page):
+    """The container's statistics (needs zope.ManageServices)."""
+
+    title = 'Admin'
+
+    def __call__(self):
+        sdc = getUtility(ISessionDataContainer)
+        rows = [('sessions', len(sdc)), ('timeout', sdc.timeout),
+                ('maxLifetime', sdc.maxLifetime),
+                ('database', getattr(sdc, 'uri', ''))]
+        return self.page('<table>{}</table>'.format(''.join(
+            '<tr><th>{}</th><td id="{}">{}</td></tr>'.format(
+                name, name, html.escape(str(value)))
+            for name, value in rows)))

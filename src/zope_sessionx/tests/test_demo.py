@@ -1,0 +1,220 @@
+"""The demo application: through WebTest, and over real sockets."""
+import base64
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import webtest
+
+from zope_sessionx.tests.helpers import setUpComponents
+from zope_sessionx.tests.helpers import tearDownComponents
+
+
+COOKIE = 'zsx_demo'
+
+
+def count(response):
+    return int(re.search(r'id="count">(\d+)<', response.text).group(1))
+
+
+class _DemoTestCase(unittest.TestCase):
+
+    def setUp(self):
+        setUpComponents()
+        self.addCleanup(tearDownComponents)
+        self.var = tempfile.mkdtemp(prefix='zope_sessionx-demo-')
+        self.addCleanup(shutil.rmtree, self.var, True)
+
+    def _start(self, **kw):
+        from zope_sessionx.demo import makeApplication
+        tearDownComponents()
+        setUpComponents()
+        self.demo = makeApplication(self.var, **kw)
+        self.addCleanup(self.demo.close)
+        return webtest.TestApp(self.demo.wsgi)
+
+
+class DemoTests(_DemoTestCase):
+
+    def test_counter_per_visitor(self):
+        browser = self._start()
+        self.assertEqual(count(browser.get('/index.html')), 1)
+        self.assertEqual(count(browser.get('/index.html')), 2)
+        other = webtest.TestApp(self.demo.wsgi)
+        self.assertEqual(count(other.get('/index.html')), 1)
+        cookie = browser.cookies[COOKIE]
+        self.assertEqual(len(cookie), 54)
+
+    def test_cookie_flags(self):
+        browser = self._start()
+        header = browser.get('/index.html').headers['Set-Cookie']
+        self.assertIn('HttpOnly', header)
+        self.assertIn('SameSite=Lax', header)
+
+    def test_survives_a_restart(self):
+        browser = self._start()
+        browser.get('/index.html')
+        browser.get('/index.html')
+        cookies = dict(browser.cookies)
+        self.demo.close()
+        again = self._start()
+        for name, value in cookies.items():
+            again.set_cookie(name, value)
+        self.assertEqual(count(again.get('/index.html')), 3)
+
+    def test_tampered_cookie_gets_a_fresh_session(self):
+        browser = self._start()
+        browser.get('/index.html')
+        value = browser.cookies[COOKIE]
+        browser.set_cookie(COOKIE, value[:-1] + ('A' if value[-1] != 'A'
+                                                 else 'B'))
+        response = browser.get('/index.html')
+        self.assertEqual(count(response), 1)
+        self.assertNotIn(browser.cookies[COOKIE], (value,))
+
+    def test_form_and_template(self):
+        browser = self._start()
+        self.assertIn('nothing yet', browser.get('/value.html').text)
+        # Reading stored nothing, and set no cookie.
+        self.assertNotIn(COOKIE, browser.cookies)
+        form = browser.get('/form.html').forms[0]
+        form['value'] = '<b>tea</b>'
+        response = form.submit()
+        self.assertIn('&lt;b&gt;tea&lt;/b&gt;', response.text)
+        self.assertIn('&lt;b&gt;tea&lt;/b&gt;',
+                      browser.get('/value.html').text)
+
+    def test_login_rotates_the_id_and_keeps_the_count(self):
+        browser = self._start()
+        browser.get('/index.html')
+        browser.get('/index.html')
+        before = browser.cookies[COOKIE]
+        form = browser.get('/login.html').forms[0]
+        form['name'] = 'ann'
+        self.assertIn('Welcome', form.submit().text)
+        after = browser.cookies[COOKIE]
+        self.assertNotEqual(after, before)
+        response = browser.get('/index.html')
+        self.assertEqual(count(response), 3)
+        self.assertIn('id="user">ann<', response.text)
+        # The old id reaches nothing.
+        stranger = webtest.TestApp(self.demo.wsgi)
+        stranger.set_cookie(COOKIE, before)
+        self.assertEqual(count(stranger.get('/index.html')), 1)
+
+    def test_logout_ends_the_session(self):
+        browser = self._start()
+        browser.get('/index.html')
+        response = browser.get('/logout.html')
+        self.assertIn('id="done"', response.text)
+        self.assertIn('Max-Age=0', response.headers['Set-Cookie'])
+        self.assertEqual(count(browser.get('/index.html')), 1)
+
+    def test_admin_page_needs_the_permission(self):
+        browser = self._start()
+        browser.get('/index.html')
+        browser.get('/admin.html', status=401)
+        credentials = base64.b64encode(
+            ('admin:' + self.demo.password).encode('ascii')).decode('ascii')
+        response = browser.get(
+            '/admin.html', headers={'Authorization': 'Basic ' + credentials})
+        self.assertIn('<td id="sessions">1</td>', response.text)
+        self.assertIn('Sessions.fs', response.text)
+
+    def test_secret_and_password_made_once_and_private(self):
+        self._start()
+        for name in ('secret.txt', 'admin-password.txt'):
+            path = os.path.join(self.var, name)
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        password = self.demo.password
+        self.demo.close()
+        self._start()
+        self.assertEqual(self.demo.password, password)
+
+    def test_sessions_elsewhere_by_uri(self):
+        browser = self._start(database='memory://')
+        browser.get('/index.html')
+        self.assertFalse(os.path.exists(os.path.join(self.var,
+                                                     'Sessions.fs')))
+
+
+class _Process:
+    """``python -m zope_sessionx.demo`` on a free port of 127.0.0.1."""
+
+    def __init__(self, var, *args):
+        self.process = subprocess.Popen(
+            [sys.executable, '-m', 'zope_sessionx.demo', '--port', '0',
+             '--var', var] + list(args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.line = self.process.stdout.readline()
+        match = re.search(r':(\d+)/index.html', self.line)
+        self.port = int(match.group(1)) if match else None
+        self.cookies = {}
+
+    def get(self, path):
+        connection = http.client.HTTPConnection('127.0.0.1', self.port,
+                                                timeout=30)
+        try:
+            headers = {}
+            if self.cookies:
+                headers['Cookie'] = '; '.join(
+                    '{}={}'.format(k, v) for k, v in self.cookies.items())
+            connection.request('GET', path, headers=headers)
+            response = connection.getresponse()
+            body = response.read().decode('utf-8')
+            for header in response.headers.get_all('Set-Cookie') or ():
+                name, value = header.split(';')[0].split('=', 1)
+                self.cookies[name] = value
+            return body
+        finally:
+            connection.close()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        out, err = self.process.communicate(timeout=60)
+        return self.process.returncode, err
+
+
+class ServerTests(_DemoTestCase):
+    """The demo as ``make demo`` runs it, over sockets."""
+
+    def test_counter_survives_a_restart_of_the_server(self):
+        server = _Process(self.var)
+        self.addCleanup(server.stop)
+        self.assertIn('Serving the demo on http://127.0.0.1:', server.line)
+        body = server.get('/index.html')
+        self.assertIn('id="count">1<', body)
+        self.assertIn('id="count">2<', server.get('/index.html'))
+        self.assertEqual(server.stop()[0], 0)
+        again = _Process(self.var)
+        self.addCleanup(again.stop)
+        again.cookies = dict(server.cookies)
+        self.assertIn('id="count">3<', again.get('/index.html'))
+
+    def test_port_in_use(self):
+        server = _Process(self.var)
+        self.addCleanup(server.stop)
+        taken = subprocess.run(
+            [sys.executable, '-m', 'zope_sessionx.demo', '--port',
+             str(server.port), '--var', self.var + '-other'],
+            capture_output=True, text=True, timeout=60)
+        self.assertEqual(taken.returncode, 1)
+        self.assertEqual(
+            taken.stderr.strip(),
+            'zope_sessionx.demo: cannot listen on 127.0.0.1:{}: Address '
+            'already in use'.format(server.port))
+        self.assertFalse(os.path.exists(self.var + '-other'))
+
+    def test_bad_database_is_one_line(self):
+        bad = _Process(self.var, '--database', 'nosuch://x')
+        code, err = bad.stop()
+        self.assertEqual(code, 2)
+        self.assertEqual(len(err.strip().splitlines()), 1)
+        self.assertIn("database='nosuch://x' refused", err)
