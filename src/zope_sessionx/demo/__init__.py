@@ -54,17 +54,20 @@ class Demo:
         closeDatabases()
 
 
-def makeApplication(var, database=None):
+def makeApplication(var, database=None, secret_file=None):
     """Set the demo up and return it, a `Demo`.
 
     *var* is the directory of the demo's data, made if missing: the
     application's FileStorage (``Data.fs``), the sessions' (``Sessions.fs``,
     unless *database* names another database), the id manager's secret
     and the administrator's password (both made at the first start).
+    Processes that share a session database must share the secret: give
+    them the same *secret_file* (made if missing).
     """
     os.makedirs(var, exist_ok=True)
     var = os.path.abspath(var)
-    secret_file = os.path.join(var, 'secret.txt')
+    secret_file = os.path.abspath(
+        secret_file or os.path.join(var, 'secret.txt'))
     _private(secret_file, lambda: secrets.token_urlsafe(32))
     password = _private(os.path.join(var, 'admin-password.txt'),
                         lambda: secrets.token_urlsafe(12))

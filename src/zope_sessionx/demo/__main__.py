@@ -34,6 +34,11 @@ def prepare(argv=None):
     parser.add_argument('--database',
                         help='URI of the session database (default: a '
                         'FileStorage in the var directory)')
+    parser.add_argument('--secret-file',
+                        help='file of the cookie secret, the same for '
+                        'every process of a cluster (default: '
+                        'secret.txt in the var directory, made if '
+                        'missing)')
     args = parser.parse_args(argv)
     application = {}
     try:
@@ -45,7 +50,7 @@ def prepare(argv=None):
         parser.exit(1, 'zope_sessionx.demo: cannot listen on {}:{}: {}\n'
                     .format(args.host, args.port, error.strerror))
     try:
-        demo = makeApplication(args.var, args.database)
+        demo = makeApplication(args.var, args.database, args.secret_file)
     except ConfigurationError as error:
         server.close()
         parser.exit(2, 'zope_sessionx.demo: {}\n'.format(

@@ -218,3 +218,29 @@ class ServerTests(_DemoTestCase):
         self.assertEqual(code, 2)
         self.assertEqual(len(err.strip().splitlines()), 1)
         self.assertIn("database='nosuch://x' refused", err)
+
+
+class ZEOClusterTests(_DemoTestCase):
+    """Two demo processes on one ZEO server share their visitors."""
+
+    def test_a_session_written_through_one_is_read_through_the_other(self):
+        import ZEO
+        zeo = os.path.join(self.var, 'zeo')
+        os.mkdir(zeo)
+        address, stop = ZEO.server(path=os.path.join(zeo, 'Sessions.fs'),
+                                   threaded=False)
+        self.addCleanup(stop)
+        uri = 'zeo://{}:{}'.format(*address)
+        secret = os.path.join(self.var, 'shared-secret.txt')
+        one = _Process(os.path.join(self.var, 'one'), '--database', uri,
+                       '--secret-file', secret)
+        self.addCleanup(one.stop)
+        two = _Process(os.path.join(self.var, 'two'), '--database', uri,
+                       '--secret-file', secret)
+        self.addCleanup(two.stop)
+        self.assertIn('id="count">1<', one.get('/index.html'))
+        self.assertIn('id="count">2<', one.get('/index.html'))
+        two.cookies = dict(one.cookies)
+        self.assertIn('id="count">3<', two.get('/index.html'))
+        one.cookies = dict(two.cookies)
+        self.assertIn('id="count">4<', one.get('/index.html'))

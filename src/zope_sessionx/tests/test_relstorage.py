@@ -1,0 +1,116 @@
+"""Sessions on RelStorage and a real PostgreSQL server."""
+import os
+import shutil
+import tempfile
+import unittest
+
+import transaction
+import zope.component
+
+from zope_sessionx.interfaces import IClientIdManager
+from zope_sessionx.interfaces import ISession
+from zope_sessionx.interfaces import ISessionDataContainer
+from zope_sessionx.tests.helpers import SECRET
+from zope_sessionx.tests.helpers import installClock
+from zope_sessionx.tests.helpers import makeRequest
+from zope_sessionx.tests.helpers import setUpComponents
+from zope_sessionx.tests.helpers import tearDownComponents
+from zope_sessionx.tests.postgres import PostgresServer
+from zope_sessionx.tests.postgres import skipUnlessPostgres
+
+
+SERVER = None
+
+
+def setUpModule():
+    global SERVER
+    from zope_sessionx.tests.postgres import unavailable
+    if unavailable() is None or os.environ.get('CI') == 'true':
+        SERVER = PostgresServer().start()
+
+
+def tearDownModule():
+    if SERVER is not None:
+        SERVER.stop()
+
+
+@skipUnlessPostgres
+class RelStorageTests(unittest.TestCase):
+
+    def setUp(self):
+        from zope_sessionx.database import closeDatabases
+        from zope_sessionx.database import DatabaseSessionDataContainer
+        from zope_sessionx.http import CookieClientIdManager
+        from zope_sessionx.interfaces import IClientId
+        from zope_sessionx.session import ClientId
+        from zope_sessionx.session import Session
+        setUpComponents()
+        self.addCleanup(tearDownComponents)
+        self.addCleanup(closeDatabases)
+        self.clock = installClock()
+        zope.component.provideUtility(
+            CookieClientIdManager('sid', SECRET), IClientIdManager)
+        zope.component.provideAdapter(ClientId, provides=IClientId)
+        zope.component.provideAdapter(Session, provides=ISession)
+        self.uri = SERVER.uri()
+        self.sdc = DatabaseSessionDataContainer(
+            self.uri, timeout=600, cleanerThread=False)
+
+    def _request(self, client_id=None):
+        """A request with its own transaction manager and connection."""
+        from zope_sessionx.database import DatabaseSessionDataContainer
+        tm = transaction.TransactionManager()
+        sdc = DatabaseSessionDataContainer(self.uri, transaction_manager=tm)
+        zope.component.provideUtility(sdc, ISessionDataContainer)
+        tm.begin()
+        request = makeRequest({'sid': client_id} if client_id else None)
+        return tm, ISession(request)
+
+    def test_concurrent_writes_of_different_keys_both_land(self):
+        tm, session = self._request()
+        session['shop']['cart'] = ['book']
+        tm.commit()
+        client_id = session.client_id
+        tm1, one = self._request(client_id)
+        pkg1 = one['shop']
+        tm2, two = self._request(client_id)
+        pkg2 = two['shop']
+        pkg1['note'] = 'one'
+        pkg2['gift'] = 'two'
+        tm1.commit()
+        tm2.commit()
+        tm3, three = self._request(client_id)
+        self.assertEqual(dict(three['shop']),
+                         {'cart': ['book'], 'note': 'one', 'gift': 'two'})
+        tm3.abort()
+
+    def test_cleaner_removes_expired_sessions(self):
+        from zope_sessionx.cleanup import Cleaner
+        for _ in range(3):
+            tm, session = self._request()
+            session['shop']['x'] = 1
+            tm.commit()
+        self.assertEqual(len(self.sdc), 3)
+        transaction.abort()
+        db, oid, opener, manager = self.sdc.cleanerTarget()
+        cleaner = Cleaner(opener, holder='pg')
+        self.addCleanup(cleaner.stop)
+        self.clock.advance(600 + 60 + 60 + 1)
+        self.assertEqual(cleaner.round().timeout, 3)
+        transaction.begin()
+        self.assertEqual(len(self.sdc), 0)
+
+
+@skipUnlessPostgres
+class DemoOnPostgresTests(unittest.TestCase):
+
+    def test_demo_keeps_its_sessions_in_postgres(self):
+        from zope_sessionx.tests.test_demo import _Process
+        var = tempfile.mkdtemp(prefix='zope_sessionx-demo-')
+        self.addCleanup(shutil.rmtree, var, True)
+        server = _Process(var, '--database', SERVER.uri())
+        self.addCleanup(server.stop)
+        self.assertIn('id="count">1<', server.get('/index.html'))
+        self.assertIn('id="count">2<', server.get('/index.html'))
+        self.assertFalse(os.path.exists(os.path.join(var, 'Sessions.fs')))
+        self.assertEqual(server.stop()[0], 0)
