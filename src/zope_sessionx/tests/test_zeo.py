@@ -5,6 +5,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -232,3 +233,79 @@ class ServerRestartTests(unittest.TestCase):
         self.assertIn('cleanup round failed, retrying in 1 s',
                       logs.records[0].getMessage())
         self.assertEqual(conn.root()['sdc'].lease.holder, 'survivor')
+
+
+class ServerWithoutThePackageTests(unittest.TestCase):
+    """What a ZEO server that cannot import zope_sessionx does."""
+
+    def _serve(self, client_resolution):
+        directory = tempfile.mkdtemp(prefix='zope_sessionx-zeo-')
+        self.addCleanup(shutil.rmtree, directory, True)
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        config = os.path.join(directory, 'zeo.conf')
+        with open(config, 'w') as f:
+            f.write('<zeo>\n address 127.0.0.1:{}\n'
+                    ' client-conflict-resolution {}\n</zeo>\n'
+                    '<filestorage>\n path {}\n</filestorage>\n'.format(
+                        port, 'true' if client_resolution else 'false',
+                        os.path.join(directory, 'Sessions.fs')))
+        # The server's Python cannot import the package.
+        code = ("import sys; sys.modules['zope_sessionx'] = None; "
+                "sys.argv = ['runzeo', '-C', {!r}]; "
+                "from ZEO.runzeo import main; main()".format(config))
+        server = subprocess.Popen([sys.executable, '-c', code],
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+
+        def stop():
+            server.terminate()
+            return server.communicate(timeout=30)[0]
+
+        self.addCleanup(lambda: server.poll() is None and stop())
+
+        def listening():
+            try:
+                socket.create_connection(('127.0.0.1', port), 1).close()
+                return True
+            except OSError:
+                return False
+
+        _waitFor(listening, 60, 'the ZEO server')
+        db = ZEO.DB(('127.0.0.1', port))
+        self.addCleanup(db.close)
+        return db, stop
+
+    def _concurrentWrites(self, db):
+        """Two connections write different keys of one package."""
+        tm = transaction.TransactionManager()
+        conn = db.open(tm)
+        pkg = conn.root()['pkg'] = SessionPkgData()
+        pkg['cart'] = ['book']
+        tm.commit()
+        tms = [transaction.TransactionManager() for _ in 'ab']
+        for tm, key in zip(tms, 'ab'):
+            db.open(tm).root()['pkg'][key] = True
+        tms[0].commit()
+        tms[1].commit()
+
+    def test_conflicts_and_a_logged_bad_class(self):
+        from ZODB.POSException import ConflictError
+        db, stop = self._serve(client_resolution=False)
+        with self.assertRaises(ConflictError) as caught:
+            self._concurrentWrites(db)
+        self.assertIn('zope_sessionx.data.SessionPkgData',
+                      str(caught.exception))
+        log = stop()
+        self.assertIn('Unexpected error while trying to resolve conflict',
+                      log)
+        self.assertIn('BadClass', log)
+
+    def test_client_conflict_resolution_merges(self):
+        db, stop = self._serve(client_resolution=True)
+        self._concurrentWrites(db)
+        tm = transaction.TransactionManager()
+        self.assertEqual(sorted(db.open(tm).root()['pkg']),
+                         ['a', 'b', 'cart'])
+        tm.abort()
