@@ -60,6 +60,19 @@ class OpenDatabaseTests(_DatabaseTestCase):
         self.assertIn('cannot be opened', str(caught.exception))
         self.assertFalse(os.path.exists(os.path.join(self.directory, 'no')))
 
+    def test_unreachable_zeo_server(self):
+        import socket
+
+        from zope_sessionx.database import openDatabase
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        # Nothing listens there; the client gives up after a second.
+        with self.assertRaises(InvalidSettingError) as caught:
+            openDatabase('zeo://127.0.0.1:{}?wait_timeout=1'.format(port))
+        self.assertIn('cannot be opened: ClientDisconnected',
+                      str(caught.exception))
+
 
 class DatabaseSessionDataContainerTests(_DatabaseTestCase):
 

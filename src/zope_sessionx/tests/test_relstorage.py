@@ -102,6 +102,56 @@ class RelStorageTests(unittest.TestCase):
 
 
 @skipUnlessPostgres
+class TwoProcessesTests(unittest.TestCase):
+    """Two processes write their own keys into the same sessions."""
+
+    def test_both_processes_writes_land(self):
+        import json
+        import subprocess
+        import sys
+
+        import ZODB
+        import zodburi
+
+        from zope_sessionx.data import SessionData
+        from zope_sessionx.data import SessionPkgData
+        from zope_sessionx.http import CookieClientIdManager
+        from zope_sessionx.tests.zeoworker import SECRET as WORKERS
+        from zope_sessionx.tests.zeoworker import QuickContainer
+        uri = SERVER.uri()
+        factory, options = zodburi.resolve_uri(uri)
+        db = ZODB.DB(factory())
+        self.addCleanup(db.close)
+        tm = transaction.TransactionManager()
+        conn = db.open(tm)
+        sdc = conn.root()['sdc'] = QuickContainer()
+        ids = CookieClientIdManager('sid', WORKERS)
+        clients = [ids.generateUniqueId() for _ in range(5)]
+        for client_id in clients:
+            data = sdc[client_id] = SessionData()
+            data['products.load'] = SessionPkgData()
+        conn.root()['clients'] = clients
+        tm.commit()
+        workers = [subprocess.Popen(
+            [sys.executable, '-m', 'zope_sessionx.tests.zeoworker', 'load',
+             uri, '-', name, '60'], stdout=subprocess.PIPE, text=True)
+            for name in ('p1', 'p2')]
+        results = [json.loads(worker.communicate(timeout=300)[0]
+                              .strip().splitlines()[-1])
+                   for worker in workers]
+        self.assertEqual(sum(r['failures'] for r in results), 0)
+        tm.begin()
+        written = [pair for r in results for pair in r['written']]
+        self.assertEqual(len(written), 120)
+        lost = [(c, k) for c, k in written
+                if k not in conn.root()['sdc'][c]['products.load']]
+        self.assertEqual(lost, [])
+        # Into the sessions they were given, none new.
+        self.assertEqual(len(conn.root()['sdc']), 5)
+        tm.abort()
+
+
+@skipUnlessPostgres
 class DemoOnPostgresTests(unittest.TestCase):
 
     def test_demo_keeps_its_sessions_in_postgres(self):

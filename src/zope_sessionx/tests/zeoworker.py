@@ -9,6 +9,9 @@ are expired for it at once).
 plays REQUESTS requests of the clients listed in the database's root
 (``'clients'``): each reads its session and writes a key of its own, with
 up to three attempts on a conflict.  Prints one JSON line of counts.
+
+Instead of HOST PORT, a database URI and ``-`` name any other database
+(RelStorage on PostgreSQL, say).
 """
 import json
 import random
@@ -17,6 +20,8 @@ import time
 
 import transaction
 import ZEO
+import ZODB
+import zodburi
 import zope.component
 from ZODB.POSException import ConflictError
 
@@ -111,7 +116,12 @@ def load(db, name, requests):
 def main(argv=None):
     mode, host, port, name, amount = (argv or sys.argv)[1:6]
     extra = (argv or sys.argv)[6:]
-    db = ZEO.DB((host, int(port)))
+    if '://' in host:
+        # A database URI (RelStorage, say) instead of HOST PORT ('-').
+        factory, options = zodburi.resolve_uri(host)
+        db = ZODB.DB(factory())
+    else:
+        db = ZEO.DB((host, int(port)))
     try:
         if mode == 'clean':
             clean(db, name, float(amount), *[float(x) for x in extra])
