@@ -148,6 +148,11 @@ class PersistentSessionDataContainer(zope.location.Location,
         db = jar.db()
         return db, self._p_oid, StoredOpener(db, self._p_oid), None
 
+    def sessionDatabase(self):
+        """See `ISessionDataContainerMaintenance`."""
+        jar = self._p_jar
+        return None if jar is None else jar.db()
+
     def _startCleaner(self):
         if self._v_cleaner is None:
             self._v_cleaner = (self.cleanerThread and cleanerFor(self)

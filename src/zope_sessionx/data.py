@@ -12,6 +12,7 @@ from zope.interface import implementer
 from zope.traversing.interfaces import ITraversable
 from zope.traversing.interfaces import TraversalError
 
+from zope_sessionx.interfaces import ForeignObjectError
 from zope_sessionx.interfaces import ISessionData
 from zope_sessionx.interfaces import ISessionPkgData
 
@@ -20,6 +21,35 @@ __all__ = [
     'SessionData',
     'SessionPkgData',
 ]
+
+
+def _values(name, args, kw):
+    """The values a call of the mutating method *name* stores."""
+    if name in ('__setitem__', 'insert', 'setdefault') and len(args) > 1:
+        return [(args[0], args[1])]
+    if name == 'update':
+        pairs = []
+        for source in args + (kw,):
+            items = source.items() if hasattr(source, 'items') else source
+            pairs.extend(items)
+        return pairs
+    return []
+
+
+def _checkHome(pkg_data, name, args, kw):
+    # A persistent object of another database cannot be stored here: say
+    # so now, naming it, rather than fail the commit with ZODB's error.
+    home = pkg_data._v_home
+    if home is None:
+        return
+    db, pkg_id = home
+    for key, value in _values(name, args, kw):
+        jar = getattr(value, '_p_jar', None)
+        if jar is None:
+            continue
+        other = jar.db()
+        if other.databases.get(db.database_name) is not db:
+            raise ForeignObjectError(pkg_id, key, value, other, db)
 
 
 def _attaching(base):
@@ -32,6 +62,12 @@ def _attaching(base):
     """
 
     def wrapper(self, *args, **kw):
+        if (base.__name__ == 'update' and args
+                and not hasattr(args[0], 'items')):
+            # An iterable of pairs is read once: by the check, then by
+            # the update, from a list.
+            args = (list(args[0]),) + args[1:]
+        _checkHome(self, base.__name__, args, kw)
         attach = self._v_attach
         if attach is not None:
             # Cleared first: storing it may write to it (a merge).
@@ -64,6 +100,9 @@ class SessionPkgData(OOBTree):
     # Set (never stored) on data handed out before the client's session
     # has it: (callback, container, package id).
     _v_attach = None
+    # Set (never stored) on data handed out by `Session`: (the session
+    # database, package id), to refuse another database's objects.
+    _v_home = None
 
     __setitem__ = _attaching(OOBTree.__setitem__)
     __delitem__ = _attaching(OOBTree.__delitem__)

@@ -589,6 +589,12 @@ class ISessionDataContainerMaintenance(Interface):
         id had a live session.
         """
 
+    def sessionDatabase():
+        """Return the ZODB database the sessions are stored in.
+
+        ``None`` while the container is not stored anywhere yet.
+        """
+
     def cleanerTarget():
         """Return how a cleaner in another thread reaches this container.
 
@@ -926,3 +932,26 @@ class CookiePolicyError(InvalidSettingError):
 
     .. versionadded:: 0.1
     """
+
+
+class ForeignObjectError(SessionError, ValueError):
+    """A persistent object of another database was to be stored in
+    session data.
+
+    The session database is not the application's: a reference from one
+    to the other cannot be stored (unless both are in one ZODB
+    multi-database).  Store the object's id, or a copy, instead.
+    ``pkg_id`` and ``key`` say where, ``value`` is the object.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, pkg_id, key, value, database, home):
+        super().__init__(
+            'cannot store {} under {!r}, {!r}: it belongs to the database '
+            '{!r}, the session to {!r}; store its id instead'.format(
+                type(value).__name__, pkg_id, key,
+                database.database_name, home.database_name))
+        self.pkg_id = pkg_id
+        self.key = key
+        self.value = value

@@ -220,6 +220,10 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
             return target
         return self, None, _weakOpener(self), transaction.manager
 
+    def sessionDatabase(self):
+        """See `ISessionDataContainerMaintenance`: the in-memory one."""
+        return ramStore().db
+
     def cleanup(self, limit=None, grace=None):
         """See `ISessionDataContainerMaintenance`.
 

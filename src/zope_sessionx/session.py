@@ -187,7 +187,7 @@ class Session:
         pkg_data = self._stored(sdc, pkg_id)
         if pkg_data is None:
             pkg_data = self._pending().get((id(sdc), pkg_id), default)
-        return pkg_data
+        return self._homed(pkg_data, sdc, pkg_id)
 
     def __getitem__(self, pkg_id):
         """See `ISession`."""
@@ -200,6 +200,16 @@ class Session:
             if pkg_data is None:
                 pkg_data = pending[key] = SessionPkgData()
                 pkg_data._v_attach = (self._attach, sdc, pkg_id)
+        return self._homed(pkg_data, sdc, pkg_id)
+
+    def _homed(self, pkg_data, sdc, pkg_id):
+        # Tell the data which database it lives in, so that it refuses,
+        # by name, a persistent object of another one.
+        if (isinstance(pkg_data, SessionPkgData)
+                and ISessionDataContainerMaintenance.providedBy(sdc)):
+            db = sdc.sessionDatabase()
+            if db is not None:
+                pkg_data._v_home = (db, pkg_id)
         return pkg_data
 
     def _attach(self, pkg_data, sdc, pkg_id):

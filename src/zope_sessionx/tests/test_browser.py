@@ -73,7 +73,11 @@ class BrowserTests(unittest.TestCase):
         browser.get(self.base + 'login.html')
         browser.find_element('name', 'name').send_keys('ann')
         browser.find_element('css selector', 'button').click()
-        self.assertEqual(browser.find_element('id', 'user').text, 'ann')
+        # The form's answer may take its time under load.
+        from selenium.webdriver.support.ui import WebDriverWait
+        user = WebDriverWait(browser, 30).until(
+            lambda b: b.find_elements('id', 'user'))[0]
+        self.assertEqual(user.text, 'ann')
         self.assertNotEqual(self._cookie()['value'], cookie['value'])
         browser.get(self.base + 'index.html')
         self.assertEqual(self._count(), 3)

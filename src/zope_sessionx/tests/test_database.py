@@ -25,9 +25,10 @@ class _DatabaseTestCase(ComponentsTestCase):
     def setUp(self):
         super().setUp()
         from zope_sessionx.database import closeDatabases
-        self.addCleanup(closeDatabases)
         self.directory = tempfile.mkdtemp(prefix='zope_sessionx-db-')
         self.addCleanup(shutil.rmtree, self.directory, True)
+        # (Run first: the databases close before their files go.)
+        self.addCleanup(closeDatabases)
         self.uri = 'file://' + os.path.join(self.directory, 'Sessions.fs')
 
     def _makeOne(self, uri=None, name='', **settings):
@@ -207,3 +208,80 @@ class RequestsTests(_DatabaseTestCase):
             else:
                 self.assertEqual(self._stored(client_id), {'n': 2})
                 self.assertEqual(connection.root()['orders'], 'commit')
+
+
+class ForeignObjectsTests(_DatabaseTestCase):
+    """An application object stored in a session of another database."""
+
+    def setUp(self):
+        super().setUp()
+        from zope_sessionx.http import CookieClientIdManager
+        from zope_sessionx.session import ClientId
+        from zope_sessionx.session import Session
+        zope.component.provideUtility(
+            CookieClientIdManager('sid', SECRET), IClientIdManager)
+        zope.component.provideAdapter(ClientId, provides=IClientId)
+        zope.component.provideAdapter(Session, provides=ISession)
+
+    def _appObject(self, **kw):
+        import ZODB
+        from persistent.list import PersistentList
+        app = ZODB.DB(None, database_name='main', **kw)
+        self.addCleanup(app.close)
+        connection = app.open()
+        self.addCleanup(connection.close)
+        obj = connection.root()['cart'] = PersistentList(['book'])
+        transaction.commit()
+        return obj
+
+    def test_refused_naming_the_package_and_key(self):
+        from zope_sessionx.interfaces import ForeignObjectError
+        zope.component.provideUtility(self._makeOne(), ISessionDataContainer)
+        obj = self._appObject()
+        request = makeRequest()
+        pkg = ISession(request)['my.shop']
+        for write in (lambda: pkg.__setitem__('cart', obj),
+                      lambda: pkg.update({'cart': obj}),
+                      lambda: pkg.update([('cart', obj)]),
+                      lambda: pkg.update(cart=obj),
+                      lambda: pkg.setdefault('cart', obj)):
+            with self.assertRaises(ForeignObjectError) as caught:
+                write()
+            error = caught.exception
+            self.assertEqual((error.pkg_id, error.key, error.value),
+                             ('my.shop', 'cart', obj))
+            self.assertIn("database 'main'", str(error))
+        # Nothing was stored; plain values and new objects are fine.
+        self.assertNotIn('cart', pkg)
+        from persistent.list import PersistentList
+        pkg['ids'] = [1, 2]
+        pkg['list'] = PersistentList()
+        pkg.update(iter([('gone', 1), ('kept', 2)]))
+        del pkg['gone']
+        self.assertEqual(pkg.pop('kept'), 2)
+        transaction.commit()
+        stored = ISession(makeRequest(
+            {'sid': ISession(request).client_id})).get('my.shop')
+        self.assertEqual(stored['ids'], [1, 2])
+        self.assertRaises(ForeignObjectError, stored.__setitem__, 'c', obj)
+        transaction.abort()
+
+    def test_allowed_within_one_multi_database(self):
+        import ZODB
+
+        from zope_sessionx.container import PersistentSessionDataContainer
+        databases = {}
+        obj = self._appObject(databases=databases)
+        sessions = ZODB.DB(None, database_name='sessions',
+                           databases=databases)
+        connection = obj._p_jar.get_connection('sessions')
+        sdc = connection.root()['sdc'] = PersistentSessionDataContainer()
+        sdc.cleanerThread = False
+        transaction.commit()
+        self.assertIs(sdc.sessionDatabase(), sessions)
+        zope.component.provideUtility(sdc, ISessionDataContainer)
+        request = makeRequest()
+        ISession(request)['my.shop']['cart'] = obj
+        transaction.commit()
+        client_id = ISession(request).client_id
+        self.assertIs(sdc[client_id]['my.shop']['cart'], obj)

@@ -38,8 +38,8 @@ def tearDownModule():
 class RelStorageTests(unittest.TestCase):
 
     def setUp(self):
-        from zope_sessionx.database import closeDatabases
         from zope_sessionx.database import DatabaseSessionDataContainer
+        from zope_sessionx.database import closeDatabases
         from zope_sessionx.http import CookieClientIdManager
         from zope_sessionx.interfaces import IClientId
         from zope_sessionx.session import ClientId

@@ -27,9 +27,9 @@ class DirectivesTests(ComponentsTestCase):
     def setUp(self):
         super().setUp()
         from zope_sessionx.database import closeDatabases
-        self.addCleanup(closeDatabases)
         self.directory = tempfile.mkdtemp(prefix='zope_sessionx-zcml-')
         self.addCleanup(shutil.rmtree, self.directory, True)
+        self.addCleanup(closeDatabases)
         self.secret_file = self._write('secret.txt', SECRET + '\nolder\n')
         self.uri = 'file://' + os.path.join(self.directory, 'Sessions.fs')
 
