@@ -100,14 +100,23 @@ class Cleaner:
             return None
         tm.abort()
         stats = CleanupRoundEvent(None)
+        started = time.monotonic()
         while True:
             result = self._batch(stats)
             if result is None or not result.more:
                 break
-        if stats.transactions:
-            self._notify(stats)
-            return stats
-        return None
+        if not stats.transactions:
+            return None
+        removed = stats.timeout + stats.lifetime + stats.evicted
+        if removed:
+            logger.info(
+                'cleaner %s removed %d sessions (timeout %d, lifetime %d, '
+                'evicted %d) in %.2f s, %d transactions, %d conflicts',
+                self.holder, removed, stats.timeout, stats.lifetime,
+                stats.evicted, time.monotonic() - started,
+                stats.transactions, stats.conflicts)
+        self._notify(stats)
+        return stats
 
     def _batch(self, stats):
         tm = self.transaction_manager
@@ -116,6 +125,7 @@ class Cleaner:
                 tm.begin()
                 container = self._open(tm)
                 lease = container.lease
+                previous = lease.holder
                 # Half a period: a dead holder is replaced within one and a
                 # half periods (the lease lapses, then the next round of
                 # another process takes it).
@@ -130,6 +140,9 @@ class Cleaner:
                 stats.conflicts += 1
                 self._sleep(min(0.05 * 2 ** attempt, 1.0))
                 continue
+            if previous not in (None, self.holder):
+                logger.warning('cleaner %s took the lease over from %s',
+                               self.holder, previous)
             stats.container = container
             stats.transactions += 1
             for name in ('timeout', 'lifetime', 'evicted', 'stale'):

@@ -439,8 +439,9 @@ class PersistentSessionDataContainer(zope.location.Location,
         except Exception as error:
             # A record that cannot be read (its class is gone, say):
             # leave it, drop its entry so it is not visited again, go on.
-            logger.error('skipping damaged session record %s: %r',
-                         key.hex(), error)
+            # A prefix of the digest: enough to find it, never the id.
+            logger.error('skipping damaged session record %s...: %r',
+                         key.hex()[:8], error)
 
     def _evict(self, limit, budget, result):
         """Remove the least recently used sessions while more than

@@ -131,6 +131,46 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.assertEqual(len(self.sdc), 0)
         self.assertEqual(self.sdc.lease.holder, 'me')
 
+    def test_round_that_removed_logs_one_info_line(self):
+        import re
+        clients = ['client%d' % n for n in range(7)]
+        self._populate(7)
+        self._expire()
+        with self.assertLogs('zope_sessionx.cleanup', 'INFO') as logs:
+            self._cleaner().round()
+        self.assertEqual(len(logs.records), 1)
+        self.assertTrue(re.match(
+            r'cleaner me removed 7 sessions \(timeout 7, lifetime 0, '
+            r'evicted 0\) in \d+\.\d\d s, 3 transactions, 0 conflicts$',
+            logs.records[0].getMessage()), logs.records[0].getMessage())
+        # No client id is ever logged.
+        self.assertFalse(any(c in logs.output[0] for c in clients))
+
+    def test_lease_taken_over_logs_a_warning(self):
+        self._populate(2)
+        self._expire()
+        self.app.begin()
+        self.sdc.lease.acquire('departed', self.clock(), 5)
+        self.app.commit()
+        self.clock.advance(6)
+        with self.assertLogs('zope_sessionx.cleanup', 'WARNING') as logs:
+            self._cleaner().round()
+        self.assertEqual(
+            [r.getMessage() for r in logs.records
+             if r.levelname == 'WARNING'],
+            ['cleaner me took the lease over from departed'])
+
+    def test_lease_kept_logs_no_warning(self):
+        self._populate(2)
+        self._expire()
+        cleaner = self._cleaner()
+        self.app.begin()
+        self.sdc.lease.acquire('me', self.clock(), 5)
+        self.app.commit()
+        with self.assertLogs('zope_sessionx.cleanup', 'INFO') as logs:
+            cleaner.round()
+        self.assertEqual([r.levelname for r in logs.records], ['INFO'])
+
     def test_lease_lasts_half_a_period(self):
         # So that a dead holder is replaced within one and a half periods.
         self._populate(2)
@@ -303,6 +343,11 @@ class CleanerRoundTests(_DatabaseTestCase):
         self.assertEqual(stats.timeout, 2)
         self.assertEqual(len(logs.records), 1)
         self.assertIn('damaged session record', logs.output[0])
+        # A digest prefix at most: never the id, nor the whole digest.
+        from zope_sessionx.storage import digest
+        self.assertNotIn('damaged\'', logs.output[0])
+        self.assertNotIn(digest('damaged').hex(), logs.output[0])
+        self.assertIn(digest('damaged').hex()[:8], logs.output[0])
         self.assertIsNone(cleaner.round())
         self.app.abort()
         self.conn.cacheMinimize()
