@@ -148,6 +148,11 @@ class PersistentSessionDataContainer(zope.location.Location,
         db = jar.db()
         return db, self._p_oid, StoredOpener(db, self._p_oid), None
 
+    def iterSessions(self):
+        """See `ISessionDataContainerMaintenance`."""
+        for tree in self._store.sessions.trees:
+            yield from tree.values()
+
     def sessionDatabase(self):
         """See `ISessionDataContainerMaintenance`."""
         jar = self._p_jar

@@ -589,6 +589,13 @@ class ISessionDataContainerMaintenance(Interface):
         id had a live session.
         """
 
+    def iterSessions():
+        """Iterate over every stored `ISessionData`, expired ones included.
+
+        For operators' tools (statistics, export): it visits every
+        session, so no request should call it.
+        """
+
     def sessionDatabase():
         """Return the ZODB database the sessions are stored in.
 

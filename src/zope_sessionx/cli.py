@@ -1,0 +1,224 @@
+"""``zope-sessionx``: the operators' command line.
+
+Every subcommand takes ``--database URI`` (a `zodburi` URI: ``file://``,
+``zeo://``, ``postgres://`` with RelStorage) and ``--container`` (the
+name a ``<sessions:container>`` gave, or a path from the database's root,
+``/key/key/...``, where ``++etc++site`` steps into a site manager).  A
+mistake is one line on standard error and exit status 2; nothing is
+created.
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+import transaction
+from tqdm import tqdm
+
+from zope_sessionx.cleanup import Cleaner
+from zope_sessionx.cleanup import StoredOpener
+from zope_sessionx.database import ROOT_KEY
+from zope_sessionx.database import openDatabase
+from zope_sessionx.interfaces import InvalidSettingError
+from zope_sessionx.interfaces import ISessionDataContainerMaintenance
+
+
+__all__ = [
+    'main',
+]
+
+HOUR = 3600
+#: Upper bounds of the age histogram, in seconds.
+AGES = [('< 1 hour', HOUR), ('< 1 day', 24 * HOUR),
+        ('< 1 week', 7 * 24 * HOUR), ('older', None)]
+
+
+class _Refused(Exception):
+    """One line for the operator."""
+
+
+def _database(uri):
+    parts = urlsplit(uri)
+    if parts.scheme == 'file' and not os.path.exists(parts.path):
+        # Opening would create it.
+        raise _Refused('no database at {!r}'.format(uri))
+    try:
+        return openDatabase(uri)
+    except InvalidSettingError as error:
+        raise _Refused(str(error)) from None
+
+
+def _find(root, container):
+    """The container *container* names in the database's root."""
+    if container.startswith('/'):
+        found = root
+        for segment in filter(None, container.split('/')):
+            if segment == '++etc++site':
+                found = found.getSiteManager()
+            else:
+                try:
+                    found = found[segment]
+                except (KeyError, TypeError):
+                    found = None
+                    break
+    else:
+        found = root.get(ROOT_KEY, {}).get(container)
+    if not ISessionDataContainerMaintenance.providedBy(found):
+        raise _Refused('no session container {!r} in the database'.format(
+            container))
+    return found
+
+
+def _open(args):
+    """(database, transaction manager, container)."""
+    db = _database(args.database)
+    tm = transaction.TransactionManager()
+    connection = db.open(transaction_manager=tm)
+    tm.begin()
+    return db, tm, _find(connection.root(), args.container)
+
+
+def stats(args, out):
+    """The ``stats`` subcommand."""
+    db, tm, sdc = _open(args)
+    now = sdc.now()
+    created, expiring, ages = [], 0, [0] * len(AGES)
+    for session in sdc.iterSessions():
+        created.append(session.created)
+        due = sdc.expiresAt(session)
+        if due is not None and now <= due < now + HOUR:
+            expiring += 1
+        age = now - session.created
+        ages[next(slot for slot, (_, bound) in enumerate(AGES)
+                  if bound is None or age < bound)] += 1
+    tm.abort()
+
+    def when(t):
+        return time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(t))
+
+    figures = {
+        'sessions': len(created),
+        'oldest': when(min(created)) if created else None,
+        'newest': when(max(created)) if created else None,
+        'expiring_next_hour': expiring,
+        'ages': dict(zip((label for label, _ in AGES), ages)),
+        'database_bytes': db.getSize(),
+    }
+    if args.json:
+        json.dump(figures, out, indent=2)
+        out.write('\n')
+        return
+    out.write('sessions            {}\n'.format(figures['sessions']))
+    out.write('oldest              {}\n'.format(figures['oldest']))
+    out.write('newest              {}\n'.format(figures['newest']))
+    out.write('expiring next hour  {}\n'.format(expiring))
+    for label, count in figures['ages'].items():
+        out.write('age {:<16}{}\n'.format(label, count))
+    out.write('database bytes      {}\n'.format(figures['database_bytes']))
+
+
+def sweep(args, out):
+    """The ``sweep`` subcommand."""
+    db, tm, sdc = _open(args)
+    total = len(sdc)
+    bar = tqdm(total=total, unit='sessions', file=sys.stderr,
+               disable=not sys.stderr.isatty())
+    removed = 0
+    while True:
+        result = sdc.cleanup(grace=0)
+        tm.commit()
+        removed += result.removed()
+        bar.update(result.removed())
+        if bar.disable and result.removed():
+            # Not a terminal: plain lines instead of a bar.
+            out.write('removed {} of {}\n'.format(removed, total))
+        if not result.more:
+            break
+    bar.close()
+    out.write('{} expired sessions removed\n'.format(removed))
+
+
+def cleaner(args, out, stopping=None, poll=0.5):
+    """The ``cleaner`` subcommand: clean until SIGTERM or Ctrl-C.
+
+    *stopping* (an event) stops it too; *poll* is how often it looks.
+    """
+    db, tm, sdc = _open(args)
+    oid = sdc._p_oid
+    tm.abort()
+    worker = Cleaner(StoredOpener(db, oid), holder=args.holder)
+    stopping = stopping or threading.Event()
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        # SIGTERM (a service manager's stop) stops it cleanly.
+        previous = signal.signal(signal.SIGTERM,
+                                 lambda *a: stopping.set())
+    out.write('cleaner {} started\n'.format(worker.holder))
+    out.flush()
+    worker.start()
+    try:
+        while not stopping.wait(poll) and worker.running:
+            pass
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        worker.stop(60)
+    out.write('cleaner {} stopped\n'.format(worker.holder))
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog='zope-sessionx',
+        description='Look after zope_sessionx session containers.')
+    commands = parser.add_subparsers(dest='command', required=True,
+                                     metavar='COMMAND')
+    for name, function, text, example in [
+            ('stats', stats, 'how many sessions, how old, how soon due',
+             'zope-sessionx stats --database file:///var/Sessions.fs'),
+            ('sweep', sweep, 'remove every expired session now',
+             'zope-sessionx sweep --database zeo://127.0.0.1:8100'),
+            ('cleaner', cleaner, 'the cleaner, as a process of its own',
+             'zope-sessionx cleaner --database zeo://127.0.0.1:8100')]:
+        command = commands.add_parser(
+            name, help=text, description=text.capitalize() + '.',
+            epilog='Example: ' + example)
+        command.set_defaults(function=function)
+        command.add_argument('--database', required=True, metavar='URI',
+                             help='the session database (a zodburi URI)')
+        command.add_argument('--container', default='', metavar='NAME',
+                             help='the container: a name, or a /path '
+                             'from the root (default: the unnamed one)')
+        if name == 'stats':
+            command.add_argument('--json', action='store_true',
+                                 help='print JSON, for machines')
+        if name == 'cleaner':
+            command.add_argument('--holder', help='its name in the lease '
+                                 '(default: host, process and a random '
+                                 'part)')
+    return parser
+
+
+def main(argv=None, out=None):
+    """Run the command line; return the exit status."""
+    out = out or sys.stdout
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.function(args, out)
+    except _Refused as error:
+        sys.stderr.write('zope-sessionx: {}\n'.format(error))
+        return 2
+    return 0
+
+
+def main_exit():
+    """The console script: exit with `main`'s status."""
+    sys.exit(main())
+
+
+if __name__ == '__main__':  # pragma: no cover
+    main_exit()

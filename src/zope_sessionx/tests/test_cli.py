@@ -1,0 +1,208 @@
+"""``zope-sessionx``: the operators' command line."""
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from contextlib import redirect_stderr
+
+import transaction
+
+from zope_sessionx.tests.helpers import ComponentsTestCase
+
+
+class CommandLineTests(ComponentsTestCase):
+
+    def setUp(self):
+        super().setUp()
+        from zope_sessionx.database import closeDatabases
+        self.directory = tempfile.mkdtemp(prefix='zope_sessionx-cli-')
+        self.addCleanup(shutil.rmtree, self.directory, True)
+        self.addCleanup(closeDatabases)
+        self.path = os.path.join(self.directory, 'Sessions.fs')
+        self.uri = 'file://' + self.path
+
+    def _container(self, sessions=0, **settings):
+        from zope_sessionx.data import SessionData
+        from zope_sessionx.database import DatabaseSessionDataContainer
+        settings.setdefault('cleanerThread', False)
+        sdc = DatabaseSessionDataContainer(self.uri, **settings)
+        for n in range(sessions):
+            sdc['client%d' % n] = SessionData()
+        transaction.commit()
+        return sdc
+
+    def _run(self, *argv):
+        """(status, standard output, standard error)."""
+        from zope_sessionx.cli import main
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stderr(err):
+            try:
+                status = main(list(argv), out)
+            except SystemExit as exit:
+                status = exit.code
+        return status, out.getvalue(), err.getvalue()
+
+    def test_stats(self):
+        sdc = self._container(sessions=3, timeout=7200)
+        self.clock.advance(2 * 3600)
+        sdc['new'] = __import__('zope_sessionx.data').data.SessionData()
+        transaction.commit()
+        status, out, err = self._run('stats', '--database', self.uri,
+                                     '--json')
+        self.assertEqual(status, 0)
+        figures = json.loads(out)
+        self.assertEqual(figures['sessions'], 4)
+        self.assertEqual(figures['oldest'], '2023-11-14 22:13:20 UTC')
+        self.assertEqual(figures['newest'], '2023-11-15 00:13:20 UTC')
+        # The three old ones are due within the hour (idle for two of
+        # their two hours... now due exactly): the new one is not.
+        self.assertEqual(figures['expiring_next_hour'], 3)
+        self.assertEqual(figures['ages'], {'< 1 hour': 1, '< 1 day': 3,
+                                           '< 1 week': 0, 'older': 0})
+        self.assertGreater(figures['database_bytes'], 0)
+        status, text, err = self._run('stats', '--database', self.uri)
+        self.assertIn('sessions            4\n', text)
+        self.assertIn('age < 1 hour        1\n', text)
+
+    def test_stats_of_an_empty_container(self):
+        self._container()
+        status, out, err = self._run('stats', '--database', self.uri,
+                                     '--json')
+        self.assertEqual((json.loads(out)['oldest'],
+                          json.loads(out)['sessions']), (None, 0))
+
+    def test_sweep_in_batches_with_plain_lines(self):
+        self._container(sessions=5, timeout=60, cleanupBatch=2)
+        self.clock.advance(61)
+        status, out, err = self._run('sweep', '--database', self.uri)
+        self.assertEqual(status, 0)
+        self.assertEqual(out.splitlines(), [
+            'removed 2 of 5', 'removed 4 of 5', 'removed 5 of 5',
+            '5 expired sessions removed'])
+        self.assertEqual(self._run('sweep', '--database', self.uri)[1],
+                         '0 expired sessions removed\n')
+
+    def test_container_by_path(self):
+        from zope_sessionx.container import PersistentSessionDataContainer
+        from zope_sessionx.database import openDatabase
+        db = openDatabase(self.uri)
+        tm = transaction.TransactionManager()
+        connection = db.open(transaction_manager=tm)
+        connection.root()['app'] = {'sessions': None}
+        from persistent.mapping import PersistentMapping
+        folder = connection.root()['app'] = PersistentMapping()
+        folder['sessions'] = PersistentSessionDataContainer()
+        tm.commit()
+        connection.close()
+        status, out, err = self._run('stats', '--database', self.uri,
+                                     '--container', '/app/sessions')
+        self.assertEqual((status, err), (0, ''))
+
+    def test_container_in_a_site_manager(self):
+        from zope.site.folder import rootFolder
+        from zope.site.site import LocalSiteManager
+
+        from zope_sessionx.container import PersistentSessionDataContainer
+        from zope_sessionx.database import openDatabase
+        db = openDatabase(self.uri)
+        tm = transaction.TransactionManager()
+        connection = db.open(transaction_manager=tm)
+        site = connection.root()['Application'] = rootFolder()
+        site.setSiteManager(LocalSiteManager(site))
+        site.getSiteManager()['default']['sessions'] = (
+            PersistentSessionDataContainer())
+        tm.commit()
+        connection.close()
+        status, out, err = self._run(
+            'stats', '--database', self.uri, '--container',
+            '/Application/++etc++site/default/sessions')
+        self.assertEqual((status, err), (0, ''))
+
+    def test_mistakes_are_one_line_and_create_nothing(self):
+        self._container()
+        missing = 'file://' + os.path.join(self.directory, 'none.fs')
+        for argv, expected in [
+                (['stats', '--database', missing],
+                 "zope-sessionx: no database at '{}'\n".format(missing)),
+                (['stats', '--database', 'nosuch://x'],
+                 "zope-sessionx: database='nosuch://x' refused: 'No "
+                 "resolver found for uri: nosuch://x'\n"),
+                (['sweep', '--database', self.uri, '--container', 'other'],
+                 "zope-sessionx: no session container 'other' in the "
+                 "database\n"),
+                (['stats', '--database', self.uri, '--container', '/x/y'],
+                 "zope-sessionx: no session container '/x/y' in the "
+                 "database\n")]:
+            status, out, err = self._run(*argv)
+            self.assertEqual((status, err), (2, expected))
+        self.assertFalse(os.path.exists(missing))
+        status, out, err = self._run('stats')
+        self.assertEqual(status, 2)
+        self.assertIn('the following arguments are required: --database',
+                      err)
+        self.assertEqual(len(err.strip().splitlines()), 2)  # usage + line
+
+    def test_help_has_an_example(self):
+        for command in ('stats', 'sweep', 'cleaner'):
+            out = io.StringIO()
+            from contextlib import redirect_stdout
+            with redirect_stdout(out):
+                status = self._run(command, '--help')[0]
+            self.assertEqual(status, 0)
+            self.assertIn('Example: zope-sessionx ' + command, out.getvalue())
+
+    def test_cleaner_cleans_until_stopped(self):
+        from zope_sessionx.cli import _parser
+        from zope_sessionx.cli import cleaner
+        self._container(sessions=3, timeout=60)
+        self.clock.advance(60 + 60 + 60 + 1)
+        args = _parser().parse_args(['cleaner', '--database', self.uri,
+                                     '--holder', 'ops'])
+        stopping = threading.Event()
+        out = io.StringIO()
+        runner = threading.Thread(target=cleaner,
+                                  args=(args, out, stopping, 0.01))
+        from zope_sessionx.database import DatabaseSessionDataContainer
+        sdc = DatabaseSessionDataContainer(self.uri)
+
+        def emptied():
+            transaction.begin()
+            return len(sdc) == 0
+
+        runner.start()
+        from zope_sessionx.tests.test_zeo import _waitFor
+        _waitFor(emptied, 30, 'the cleaner')
+        stopping.set()
+        runner.join(30)
+        self.assertEqual(out.getvalue(), 'cleaner ops started\n'
+                                         'cleaner ops stopped\n')
+        self.assertEqual(sdc.lease.holder, 'ops')
+
+    def test_cleaner_process_stops_on_sigterm(self):
+        from zope_sessionx.database import closeDatabases
+        self._container(sessions=2, timeout=60)
+        # A FileStorage is opened by one process at a time.
+        closeDatabases()
+        process = subprocess.Popen(
+            [sys.executable, '-m', 'zope_sessionx.cli', 'cleaner',
+             '--database', self.uri, '--holder', 'ops'],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertEqual(process.stdout.readline(), 'cleaner ops started\n')
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+        self.assertEqual((process.returncode, out, err),
+                         (0, 'cleaner ops stopped\n', ''))
+
+    def test_console_script(self):
+        script = os.path.join(os.path.dirname(sys.executable),
+                              'zope-sessionx')
+        done = subprocess.run([script, 'stats', '--database', 'nosuch://x'],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 2)
+        self.assertEqual(done.stderr.count('\n'), 1)
+        self.assertTrue(done.stderr.startswith("zope-sessionx: database="))
