@@ -61,6 +61,33 @@ def makeRequest(cookies=None, method='GET', environ=None, browser=False):
     return factory(BytesIO(), env)
 
 
+def provideSessions(namespace='sid', secret=SECRET):
+    """Register a cookie id manager, and the ClientId and Session adapters.
+
+    Return the manager.
+    """
+    from zope_sessionx.http import CookieClientIdManager
+    from zope_sessionx.interfaces import ISession
+    from zope_sessionx.session import ClientId
+    from zope_sessionx.session import Session
+    manager = CookieClientIdManager(namespace, secret)
+    zope.component.provideUtility(manager, IClientIdManager)
+    zope.component.provideAdapter(ClientId, provides=IClientId)
+    zope.component.provideAdapter(Session, provides=ISession)
+    return manager
+
+
+def skipUnlessAvailable(reason):
+    """A decorator: skip when *reason* (why a part the test needs is
+    missing) is not None, but never under CI (``CI=true``), which must
+    run every test."""
+    def decorate(test):
+        if reason is None or os.environ.get('CI') == 'true':
+            return test
+        return unittest.skip(reason)(test)
+    return decorate
+
+
 def virtualHost(request, spec, names=()):
     """Traverse ``++vh++<spec>/<names>/++`` as the publisher would.
 

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import unittest
 
 
 def _binaries():
@@ -31,14 +30,6 @@ def unavailable():
     except ImportError:
         return 'RelStorage and psycopg2 are not installed'
     return None
-
-
-def skipUnlessPostgres(test):
-    """Skip *test* without a PostgreSQL server to start; fail under CI."""
-    reason = unavailable()
-    if reason is None or os.environ.get('CI') == 'true':
-        return test
-    return unittest.skip(reason)(test)
 
 
 def _freePort():

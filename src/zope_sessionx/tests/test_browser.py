@@ -4,6 +4,8 @@ import shutil
 import tempfile
 import unittest
 
+from zope_sessionx.tests.helpers import skipUnlessAvailable
+
 
 CHROMIUM = '/usr/bin/chromium'
 DRIVER = '/usr/bin/chromedriver'
@@ -20,15 +22,7 @@ def unavailable():
     return None
 
 
-def skipUnlessBrowser(test):
-    """Skip *test* without a browser; fail under CI, which must run it."""
-    reason = unavailable()
-    if reason is None or os.environ.get('CI') == 'true':
-        return test
-    return unittest.skip(reason)(test)
-
-
-@skipUnlessBrowser
+@skipUnlessAvailable(unavailable())
 class BrowserTests(unittest.TestCase):
 
     def setUp(self):

@@ -60,6 +60,24 @@ class ConfigureTests(unittest.TestCase):
         setSite(None)
         tearDownComponents()
 
+    def _anonymous(self, policy=None):
+        """An interaction of an unprivileged principal, under *policy*."""
+        from zope.security.management import endInteraction
+        from zope.security.management import newInteraction
+        from zope.security.management import setSecurityPolicy
+
+        class Principal:
+            id = 'anonymous'
+
+        class Participation:
+            principal = Principal()
+            interaction = None
+
+        if policy is not None:
+            self.addCleanup(setSecurityPolicy, setSecurityPolicy(policy))
+        newInteraction(Participation())
+        self.addCleanup(endInteraction)
+
     def _provideUtilities(self):
         zope.component.provideUtility(
             CookieClientIdManager('sid', SECRET), IClientIdManager)
@@ -109,26 +127,13 @@ class ConfigureTests(unittest.TestCase):
 
     def test_maintenance_needs_manage_services_through_a_proxy(self):
         from zope.security.interfaces import Unauthorized
-        from zope.security.management import endInteraction
-        from zope.security.management import newInteraction
-        from zope.security.management import setSecurityPolicy
         from zope.security.proxy import ProxyFactory
         from zope.security.simplepolicies import ParanoidSecurityPolicy
 
         from zope_sessionx.interfaces import ISessionDataContainerMaintenance
         from zope_sessionx.ram import RAMSessionDataContainer
 
-        class Principal:
-            id = 'anonymous'
-
-        class Participation:
-            principal = Principal()
-            interaction = None
-
-        old = setSecurityPolicy(ParanoidSecurityPolicy)
-        self.addCleanup(setSecurityPolicy, old)
-        newInteraction(Participation())
-        self.addCleanup(endInteraction)
+        self._anonymous(ParanoidSecurityPolicy)
         for klass in (PersistentSessionDataContainer,
                       RAMSessionDataContainer):
             sdc = klass()
@@ -144,9 +149,6 @@ class ConfigureTests(unittest.TestCase):
 
     def test_every_manager_name_declared_secrets_protected(self):
         from zope.security.interfaces import Unauthorized
-        from zope.security.management import endInteraction
-        from zope.security.management import newInteraction
-        from zope.security.management import setSecurityPolicy
         from zope.security.proxy import ProxyFactory
         from zope.security.simplepolicies import ParanoidSecurityPolicy
 
@@ -158,17 +160,7 @@ class ConfigureTests(unittest.TestCase):
             self.assertEqual(checker.setattr_permission_id(name) in
                              (None, 'zope.ManageServices'), True, name)
 
-        class Principal:
-            id = 'anonymous'
-
-        class Participation:
-            principal = Principal()
-            interaction = None
-
-        old = setSecurityPolicy(ParanoidSecurityPolicy)
-        self.addCleanup(setSecurityPolicy, old)
-        newInteraction(Participation())
-        self.addCleanup(endInteraction)
+        self._anonymous(ParanoidSecurityPolicy)
         manager = CookieClientIdManager('sid', SECRET)
         proxied = ProxyFactory(manager)
         self.assertEqual(proxied.namespace, 'sid')
@@ -226,8 +218,6 @@ class ConfigureTests(unittest.TestCase):
     def test_tales_session_path_in_untrusted_template(self):
         import zope.traversing
         from zope.security.interfaces import ForbiddenAttribute
-        from zope.security.management import endInteraction
-        from zope.security.management import newInteraction
         from zope.security.proxy import ProxyFactory
         from zope.security.proxy import removeSecurityProxy
         xmlconfig.file('configure.zcml', zope.traversing)
@@ -237,15 +227,7 @@ class ConfigureTests(unittest.TestCase):
         ISession(request)['products.bar']['secret'] = 'hidden'
         following = nextRequest(request, 'sid')
 
-        class Principal:
-            id = 'anonymous'
-
-        class Participation:
-            principal = Principal()
-            interaction = None
-
-        newInteraction(Participation())
-        self.addCleanup(endInteraction)
+        self._anonymous()
         template = _UntrustedTemplate()
         template.write(
             '<p tal:content="request/session:products.foo/color">x</p>')

@@ -8,16 +8,14 @@ import transaction
 import zope.component
 from zope.interface.verify import verifyObject
 
-from zope_sessionx.interfaces import IClientId
-from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import IExpiringSessionDataContainer
 from zope_sessionx.interfaces import InvalidSettingError
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
-from zope_sessionx.tests.helpers import SECRET
 from zope_sessionx.tests.helpers import ComponentsTestCase
 from zope_sessionx.tests.helpers import makeRequest
+from zope_sessionx.tests.helpers import provideSessions
 
 
 class _DatabaseTestCase(ComponentsTestCase):
@@ -137,13 +135,7 @@ class RequestsTests(_DatabaseTestCase):
 
     def setUp(self):
         super().setUp()
-        from zope_sessionx.http import CookieClientIdManager
-        from zope_sessionx.session import ClientId
-        from zope_sessionx.session import Session
-        zope.component.provideUtility(
-            CookieClientIdManager('sid', SECRET), IClientIdManager)
-        zope.component.provideAdapter(ClientId, provides=IClientId)
-        zope.component.provideAdapter(Session, provides=ISession)
+        provideSessions()
         self.sdc = self._makeOne()
         zope.component.provideUtility(self.sdc, ISessionDataContainer)
 
@@ -215,13 +207,7 @@ class ForeignObjectsTests(_DatabaseTestCase):
 
     def setUp(self):
         super().setUp()
-        from zope_sessionx.http import CookieClientIdManager
-        from zope_sessionx.session import ClientId
-        from zope_sessionx.session import Session
-        zope.component.provideUtility(
-            CookieClientIdManager('sid', SECRET), IClientIdManager)
-        zope.component.provideAdapter(ClientId, provides=IClientId)
-        zope.component.provideAdapter(Session, provides=ISession)
+        provideSessions()
 
     def _appObject(self, **kw):
         import ZODB

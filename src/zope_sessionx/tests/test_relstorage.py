@@ -14,9 +14,10 @@ from zope_sessionx.tests.helpers import SECRET
 from zope_sessionx.tests.helpers import installClock
 from zope_sessionx.tests.helpers import makeRequest
 from zope_sessionx.tests.helpers import setUpComponents
+from zope_sessionx.tests.helpers import skipUnlessAvailable
 from zope_sessionx.tests.helpers import tearDownComponents
 from zope_sessionx.tests.postgres import PostgresServer
-from zope_sessionx.tests.postgres import skipUnlessPostgres
+from zope_sessionx.tests.postgres import unavailable
 
 
 SERVER = None
@@ -24,7 +25,6 @@ SERVER = None
 
 def setUpModule():
     global SERVER
-    from zope_sessionx.tests.postgres import unavailable
     if unavailable() is None or os.environ.get('CI') == 'true':
         SERVER = PostgresServer().start()
 
@@ -34,7 +34,7 @@ def tearDownModule():
         SERVER.stop()
 
 
-@skipUnlessPostgres
+@skipUnlessAvailable(unavailable())
 class RelStorageTests(unittest.TestCase):
 
     def setUp(self):
@@ -101,7 +101,7 @@ class RelStorageTests(unittest.TestCase):
         self.assertEqual(len(self.sdc), 0)
 
 
-@skipUnlessPostgres
+@skipUnlessAvailable(unavailable())
 class TwoProcessesTests(unittest.TestCase):
     """Two processes write their own keys into the same sessions."""
 
@@ -151,7 +151,7 @@ class TwoProcessesTests(unittest.TestCase):
         tm.abort()
 
 
-@skipUnlessPostgres
+@skipUnlessAvailable(unavailable())
 class DemoOnPostgresTests(unittest.TestCase):
 
     def test_demo_keeps_its_sessions_in_postgres(self):
