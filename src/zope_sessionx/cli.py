@@ -25,6 +25,9 @@ from zope_sessionx.database import ROOT_KEY
 from zope_sessionx.database import openDatabase
 from zope_sessionx.interfaces import InvalidSettingError
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
+from zope_sessionx.transfer import TransferError
+from zope_sessionx.transfer import exportSessions
+from zope_sessionx.transfer import importSessions
 
 
 __all__ = [
@@ -87,7 +90,7 @@ def stats(args, out):
     db, tm, sdc = _open(args)
     now = sdc.now()
     created, expiring, ages = [], 0, [0] * len(AGES)
-    for session in sdc.iterSessions():
+    for _key, session in sdc.iterSessions():
         created.append(session.created)
         due = sdc.expiresAt(session)
         if due is not None and now <= due < now + HOUR:
@@ -125,8 +128,7 @@ def sweep(args, out):
     """The ``sweep`` subcommand."""
     db, tm, sdc = _open(args)
     total = len(sdc)
-    bar = tqdm(total=total, unit='sessions', file=sys.stderr,
-               disable=not sys.stderr.isatty())
+    bar = _bar(total)
     removed = 0
     while True:
         result = sdc.cleanup(grace=0)
@@ -170,6 +172,39 @@ def cleaner(args, out, stopping=None, poll=0.5):
     out.write('cleaner {} stopped\n'.format(worker.holder))
 
 
+def export(args, out):
+    """The ``export`` subcommand."""
+    db, tm, sdc = _open(args)
+    with open(args.file, 'wb') as stream, _bar(len(sdc)) as bar:
+        count = exportSessions(sdc, stream, bar.update)
+    tm.abort()
+    out.write('{} sessions exported to {}\n'.format(count, args.file))
+
+
+def import_(args, out):
+    """The ``import`` subcommand."""
+    db, tm, sdc = _open(args)
+    try:
+        stream = open(args.file, 'rb')
+    except OSError as error:
+        raise _Refused('cannot read {!r}: {}'.format(
+            args.file, error.strerror)) from None
+    with stream, _bar(None) as bar:
+        try:
+            count = importSessions(sdc, stream, commit=tm.commit,
+                                   progress=bar.update)
+        except TransferError as error:
+            tm.abort()
+            raise _Refused('{}: {}'.format(args.file, error)) from None
+    out.write('{} sessions imported from {}\n'.format(count, args.file))
+
+
+def _bar(total):
+    # A progress bar on a terminal; nothing otherwise.
+    return tqdm(total=total, unit='sessions', file=sys.stderr,
+                disable=not sys.stderr.isatty())
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog='zope-sessionx',
@@ -182,7 +217,13 @@ def _parser():
             ('sweep', sweep, 'remove every expired session now',
              'zope-sessionx sweep --database zeo://127.0.0.1:8100'),
             ('cleaner', cleaner, 'the cleaner, as a process of its own',
-             'zope-sessionx cleaner --database zeo://127.0.0.1:8100')]:
+             'zope-sessionx cleaner --database zeo://127.0.0.1:8100'),
+            ('export', export, 'write the sessions to a file',
+             'zope-sessionx export --database file:///var/Sessions.fs '
+             'sessions.bin'),
+            ('import', import_, 'read sessions from a file written by '
+             'export', 'zope-sessionx import --database '
+             'zeo://127.0.0.1:8100 sessions.bin')]:
         command = commands.add_parser(
             name, help=text, description=text.capitalize() + '.',
             epilog='Example: ' + example)
@@ -195,6 +236,8 @@ def _parser():
         if name == 'stats':
             command.add_argument('--json', action='store_true',
                                  help='print JSON, for machines')
+        if name in ('export', 'import'):
+            command.add_argument('file', help='the file of sessions')
         if name == 'cleaner':
             command.add_argument('--holder', help='its name in the lease '
                                  '(default: host, process and a random '

@@ -590,10 +590,21 @@ class ISessionDataContainerMaintenance(Interface):
         """
 
     def iterSessions():
-        """Iterate over every stored `ISessionData`, expired ones included.
+        """Iterate over ``(key, session)`` for every stored `ISessionData`,
+        expired ones included.
 
-        For operators' tools (statistics, export): it visits every
-        session, so no request should call it.
+        *key* is the opaque key the session is stored under (a digest of
+        the client id: the id itself is not stored).  For operators' tools
+        (statistics, export): it visits every session, so no request
+        should call it.
+        """
+
+    def restoreSession(key, session_data):
+        """Store *session_data* under *key* (from `iterSessions`).
+
+        For importing exported sessions: the creation and access times
+        are kept, and the client whose id gave *key* finds it.  Replaces
+        a session stored under *key*.  Notifies no event.
         """
 
     def sessionDatabase():

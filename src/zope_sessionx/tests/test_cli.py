@@ -12,10 +12,11 @@ from contextlib import redirect_stderr
 
 import transaction
 
+from zope_sessionx.tests.helpers import EPOCH
 from zope_sessionx.tests.helpers import ComponentsTestCase
 
 
-class CommandLineTests(ComponentsTestCase):
+class _CommandLineTestCase(ComponentsTestCase):
 
     def setUp(self):
         super().setUp()
@@ -46,6 +47,9 @@ class CommandLineTests(ComponentsTestCase):
             except SystemExit as exit:
                 status = exit.code
         return status, out.getvalue(), err.getvalue()
+
+
+class CommandLineTests(_CommandLineTestCase):
 
     def test_stats(self):
         sdc = self._container(sessions=3, timeout=7200)
@@ -206,3 +210,81 @@ class CommandLineTests(ComponentsTestCase):
         self.assertEqual(done.returncode, 2)
         self.assertEqual(done.stderr.count('\n'), 1)
         self.assertTrue(done.stderr.startswith("zope-sessionx: database="))
+
+
+class TransferTests(_CommandLineTestCase):
+    """Sessions moved from one database to another, through a file."""
+
+    def _filled(self):
+        from persistent.list import PersistentList
+
+        from zope_sessionx.data import SessionPkgData
+        sdc = self._container(sessions=3, timeout=600)
+        sdc['client0']['shop'] = SessionPkgData()
+        sdc['client0']['shop']['cart'] = PersistentList(['book'])
+        sdc['client1']['shop'] = SessionPkgData()
+        sdc['client1']['shop']['n'] = 1
+        transaction.commit()
+        return sdc
+
+    def _other(self):
+        from zope_sessionx.database import DatabaseSessionDataContainer
+        uri = 'file://' + os.path.join(self.directory, 'Other.fs')
+        # Sessions move, settings do not: the target has its own.
+        return uri, DatabaseSessionDataContainer(uri, cleanerThread=False,
+                                                 timeout=600)
+
+    def test_round_trip_keeps_every_session_for_its_client(self):
+        self._filled()
+        self.clock.advance(100)
+        path = os.path.join(self.directory, 'sessions.bin')
+        status, out, err = self._run('export', '--database', self.uri, path)
+        self.assertEqual((status, out),
+                         (0, '3 sessions exported to {}\n'.format(path)))
+        uri, other = self._other()
+        status, out, err = self._run('import', '--database', uri, path)
+        self.assertEqual((status, out),
+                         (0, '3 sessions imported from {}\n'.format(path)))
+        transaction.begin()
+        self.assertEqual(len(other), 3)
+        # Found by the same client ids, with the same data and times.
+        self.assertEqual(list(other['client0']['shop']['cart']), ['book'])
+        self.assertEqual(dict(other['client1']['shop']), {'n': 1})
+        self.assertEqual(other['client2'].created, EPOCH)
+        # And due when they were due: the index came along.
+        self.clock.advance(600 + 60 + 60)
+        self.assertEqual(other.cleanup().timeout, 3)
+        transaction.abort()
+
+    def test_refused_files_write_nothing(self):
+        from zope_sessionx.transfer import MAGIC
+        self._filled()
+        path = os.path.join(self.directory, 'sessions.bin')
+        self._run('export', '--database', self.uri, path)
+        with open(path, 'rb') as f:
+            good = f.read()
+        uri, other = self._other()
+        transaction.commit()
+        flipped = bytearray(good)
+        flipped[len(MAGIC) + 10] ^= 0xff
+        for name, data, expected in [
+                ('foreign', b'PK\x03\x04 a zip file', 'record 0: not a file'),
+                ('truncated', good[:-20], 'the file ends here'),
+                ('cut', good[:len(MAGIC) + 30], 'record 1: the file ends'),
+                ('header', good[:len(MAGIC) + 2], 'record 1: the file ends'),
+                ('damaged', bytes(flipped), 'record 1: cannot be read'),
+                ('summed', good[:-40] + b'\x00' * 40, 'checksum'),
+        ]:
+            bad = os.path.join(self.directory, name + '.bin')
+            with open(bad, 'wb') as f:
+                f.write(data)
+            status, out, err = self._run('import', '--database', uri, bad)
+            self.assertEqual(status, 2, name)
+            self.assertIn(expected, err, name)
+            self.assertEqual(err.count('\n'), 1, name)
+            transaction.begin()
+            self.assertEqual(len(other), 0, name)
+        status, out, err = self._run('import', '--database', uri,
+                                     os.path.join(self.directory, 'none'))
+        self.assertEqual(status, 2)
+        self.assertIn('cannot read', err)

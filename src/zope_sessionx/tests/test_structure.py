@@ -8,8 +8,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 
 #: Each module may import only modules before it (docs/design.rst).
 ORDER = ['interfaces', 'clock', 'events', '_field', 'data', 'storage',
-         'cleanup', 'container', 'ram', 'database', 'http', 'rollback',
-         'session', 'zcml', 'bootstrap', 'cli', 'migration']
+         'cleanup', 'schedule', 'container', 'ram', 'database', 'http',
+         'rollback', 'session', 'zcml', 'bootstrap', 'transfer', 'cli',
+         'migration']
 
 
 def packageImports(path):
