@@ -14,6 +14,7 @@ from zope.traversing.interfaces import TraversalError
 
 from zope_sessionx.interfaces import ForeignObjectError
 from zope_sessionx.interfaces import ISessionData
+from zope_sessionx.interfaces import ISessionDataRemoval
 from zope_sessionx.interfaces import ISessionPkgData
 
 
@@ -156,7 +157,7 @@ def _mergeRefs(old, committed, new):
     return result
 
 
-@implementer(ISessionData)
+@implementer(ISessionData, ISessionDataRemoval)
 class SessionData(persistent.Persistent):
     """See `ISessionData`.
 
@@ -187,7 +188,7 @@ class SessionData(persistent.Persistent):
                               doc="See `ISessionData`.")
 
     def markRemoved(self):
-        """See `ISessionData`."""
+        """See `ISessionDataRemoval`."""
         self._removed = True
 
     def __getitem__(self, pkg_id):

@@ -580,7 +580,7 @@ class ISessionDataContainerMaintenance(Interface):
         """Store the session of *old_client_id* under *new_client_id*.
 
         A new `ISessionData` record takes the same packages, and the old
-        record is marked removed (`ISessionData.markRemoved`), so that a
+        record is marked removed (`ISessionDataRemoval.markRemoved`), so that a
         request still in flight with the old id conflicts rather than
         writes into the moved session; *old_client_id* has no session
         afterwards.  If *new_client_id* already has a (live)
@@ -856,17 +856,6 @@ class ISessionData(IMapping):
            versions only moved it forward).
         """
 
-    def markRemoved():
-        """Record that a container removed this session.
-
-        For `ISessionDataContainer` implementations: it writes the
-        session's record, and the record refuses to merge with a
-        concurrent change, so that a request still using the session and
-        its removal never both commit.
-
-        .. versionadded:: 0.1
-        """
-
     lastAccessTime = schema.Int(
         title=_("Last Access Time"),
         description=_(
@@ -875,6 +864,25 @@ class ISessionData(IMapping):
         default=0,
         required=True,
     )
+
+
+class ISessionDataRemoval(Interface):
+    """What only a container does to session data.
+
+    Kept apart from `ISessionData` so that security declarations can keep
+    it from untrusted code.
+
+    .. versionadded:: 0.1
+    """
+
+    def markRemoved():
+        """Record that a container removed this session.
+
+        For `ISessionDataContainer` implementations: it writes the
+        session's record, and the record refuses to merge with a
+        concurrent change, so that a request still using the session and
+        its removal never both commit.
+        """
 
 
 class ISessionPkgData(IMapping):

@@ -167,7 +167,7 @@ class CommandLineTests(_CommandLineTestCase):
         self.clock.advance(60 + 60 + 60 + 1)
         args = _parser().parse_args(['cleaner', '--database', self.uri,
                                      '--holder', 'ops'])
-        stopping = threading.Event()
+        stopping = _LookedAt()
         out = io.StringIO()
         runner = threading.Thread(target=cleaner,
                                   args=(args, out, stopping, 0.01))
@@ -181,6 +181,8 @@ class CommandLineTests(_CommandLineTestCase):
         runner.start()
         from zope_sessionx.tests.test_zeo import _waitFor
         _waitFor(emptied, 30, 'the cleaner')
+        # It kept looking, and stops once asked.
+        _waitFor(lambda: stopping.looks >= 2, 30, 'the cleaner to look')
         stopping.set()
         runner.join(30)
         self.assertEqual(out.getvalue(), 'cleaner ops started\n'
@@ -288,3 +290,13 @@ class TransferTests(_CommandLineTestCase):
                                      os.path.join(self.directory, 'none'))
         self.assertEqual(status, 2)
         self.assertIn('cannot read', err)
+
+
+class _LookedAt(threading.Event):
+    """An event that counts how often it was waited for."""
+
+    looks = 0
+
+    def wait(self, timeout=None):
+        self.looks += 1
+        return super().wait(timeout)

@@ -124,6 +124,10 @@ class ConfigureTests(unittest.TestCase):
         for klass in (SessionData, SessionPkgData):
             checker = getCheckerForInstancesOf(klass)
             self.assertIs(checker.permission_id('keys'), CheckerPublic)
+        # Only containers mark session data removed.
+        self.assertEqual(getCheckerForInstancesOf(SessionData)
+                         .permission_id('markRemoved'),
+                         'zope.ManageServices')
 
     def test_maintenance_needs_manage_services_through_a_proxy(self):
         from zope.security.interfaces import Unauthorized

@@ -48,7 +48,9 @@ class SessionDataTests(unittest.TestCase):
         verifyClass(ISessionData, self._getTargetClass())
 
     def test_instance_conforms(self):
+        from zope_sessionx.interfaces import ISessionDataRemoval
         verifyObject(ISessionData, self._makeOne())
+        verifyObject(ISessionDataRemoval, self._makeOne())
 
     def test_new_has_no_times(self):
         data = self._makeOne()
