@@ -199,6 +199,80 @@ def import_(args, out):
     out.write('{} sessions imported from {}\n'.format(count, args.file))
 
 
+#: Where `check` provokes a conflict, in the session database's root.
+PROBE_KEY = 'zope_sessionx-check'
+
+
+def _resolves(db):
+    """Whether concurrent writes of a package merge in *db* (the storage,
+    a ZEO server say, can load zope_sessionx's classes)."""
+    from ZODB.POSException import ConflictError
+
+    from zope_sessionx.data import SessionPkgData
+    managers = [transaction.TransactionManager() for _ in range(3)]
+    connections = [db.open(transaction_manager=tm) for tm in managers]
+    try:
+        connections[0].root()[PROBE_KEY] = SessionPkgData()
+        managers[0].commit()
+        for key, (tm, connection) in enumerate(zip(managers[1:],
+                                                   connections[1:])):
+            tm.begin()
+            connection.root()[PROBE_KEY][key] = True
+        managers[1].commit()
+        try:
+            managers[2].commit()
+            return True
+        except ConflictError:
+            return False
+    finally:
+        for tm in managers:
+            tm.abort()
+        managers[0].begin()
+        del connections[0].root()[PROBE_KEY]
+        managers[0].commit()
+        for connection in connections:
+            connection.close()
+
+
+def check(args, out):
+    """The ``check`` subcommand: what a deployment gets wrong."""
+    db, tm, sdc = _open(args)
+    lifetime = sdc.maxLifetime
+    tm.abort()
+    findings = []
+    if not _resolves(db):
+        findings.append(
+            'the database does not resolve conflicts of zope_sessionx\'s '
+            'classes: install zope_sessionx where the ZEO server runs, or '
+            'set client-conflict-resolution true in its <zeo> section')
+    if not lifetime:
+        findings.append(
+            'no absolute lifetime (maxLifetime is 0): a session used now '
+            'and then lives forever; set maxLifetime, say 86400')
+    if args.secret_file:
+        try:
+            with open(args.secret_file, encoding='utf-8') as f:
+                secret = (f.read().split() or [''])[0]
+        except OSError as error:
+            raise _Refused('cannot read {!r}: {}'.format(
+                args.secret_file, error.strerror)) from None
+        if len(secret) < 32:
+            findings.append(
+                'the signing secret has fewer than 32 characters: put a '
+                'fresh one first (python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))")')
+    if args.https and not args.secure:
+        findings.append(
+            'the site is served over HTTPS but the cookie is not always '
+            'Secure: set secure="true" (or hostPrefix="true") on the '
+            'client id manager')
+    for finding in findings:
+        out.write('FIX: {}\n'.format(finding))
+    if not findings:
+        out.write('ok: nothing to fix\n')
+    return 1 if findings else 0
+
+
 def _bar(total):
     # A progress bar on a terminal; nothing otherwise.
     return tqdm(total=total, unit='sessions', file=sys.stderr,
@@ -223,7 +297,10 @@ def _parser():
              'sessions.bin'),
             ('import', import_, 'read sessions from a file written by '
              'export', 'zope-sessionx import --database '
-             'zeo://127.0.0.1:8100 sessions.bin')]:
+             'zeo://127.0.0.1:8100 sessions.bin'),
+            ('check', check, 'what a deployment gets wrong, and the fix',
+             'zope-sessionx check --database zeo://127.0.0.1:8100 '
+             '--secret-file /etc/myapp/secret --https --secure')]:
         command = commands.add_parser(
             name, help=text, description=text.capitalize() + '.',
             epilog='Example: ' + example)
@@ -238,6 +315,14 @@ def _parser():
                                  help='print JSON, for machines')
         if name in ('export', 'import'):
             command.add_argument('file', help='the file of sessions')
+        if name == 'check':
+            command.add_argument('--secret-file', help='the file of the '
+                                 "client id manager's secrets")
+            command.add_argument('--https', action='store_true',
+                                 help='the site is served over HTTPS')
+            command.add_argument('--secure', action='store_true',
+                                 help='the manager marks the cookie Secure '
+                                 '(secure or hostPrefix)')
         if name == 'cleaner':
             command.add_argument('--holder', help='its name in the lease '
                                  '(default: host, process and a random '
@@ -251,11 +336,10 @@ def main(argv=None, out=None):
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        args.function(args, out)
+        return args.function(args, out) or 0
     except _Refused as error:
         sys.stderr.write('zope-sessionx: {}\n'.format(error))
         return 2
-    return 0
 
 
 def main_exit():

@@ -300,3 +300,48 @@ class _LookedAt(threading.Event):
     def wait(self, timeout=None):
         self.looks += 1
         return super().wait(timeout)
+
+
+class CheckTests(_CommandLineTestCase):
+
+    def _secret(self, value):
+        path = os.path.join(self.directory, 'secret.txt')
+        with open(path, 'w') as f:
+            f.write(value + '\n')
+        return path
+
+    def test_a_good_deployment(self):
+        from zope_sessionx.database import ROOT_KEY
+        from zope_sessionx.database import openDatabase
+        from zope_sessionx.tests.helpers import SECRET
+        self._container(maxLifetime=86400)
+        status, out, err = self._run(
+            'check', '--database', self.uri, '--secret-file',
+            self._secret(SECRET), '--https', '--secure')
+        self.assertEqual((status, out, err), (0, 'ok: nothing to fix\n', ''))
+        # The probe left nothing behind.
+        connection = openDatabase(self.uri).open()
+        self.assertEqual(list(connection.root()), [ROOT_KEY])
+        connection.close()
+
+    def test_what_it_finds_with_the_fix(self):
+        self._container()
+        status, out, err = self._run(
+            'check', '--database', self.uri, '--secret-file',
+            self._secret('short'), '--https')
+        self.assertEqual(status, 1)
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 3)
+        self.assertTrue(all(line.startswith('FIX: ') for line in lines))
+        self.assertIn('set maxLifetime', lines[0])
+        self.assertIn('fewer than 32 characters', lines[1])
+        self.assertIn('secure="true"', lines[2])
+        self.assertNotIn('short', out.replace('shortened', ''))
+
+    def test_unreadable_secret_file(self):
+        self._container()
+        status, out, err = self._run(
+            'check', '--database', self.uri, '--secret-file',
+            os.path.join(self.directory, 'none'))
+        self.assertEqual(status, 2)
+        self.assertIn('cannot read', err)

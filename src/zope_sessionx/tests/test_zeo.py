@@ -244,6 +244,7 @@ class ServerWithoutThePackageTests(unittest.TestCase):
         with socket.socket() as s:
             s.bind(('127.0.0.1', 0))
             port = s.getsockname()[1]
+        self.port = port
         config = os.path.join(directory, 'zeo.conf')
         with open(config, 'w') as f:
             f.write('<zeo>\n address 127.0.0.1:{}\n'
@@ -301,6 +302,20 @@ class ServerWithoutThePackageTests(unittest.TestCase):
         self.assertIn('Unexpected error while trying to resolve conflict',
                       log)
         self.assertIn('BadClass', log)
+
+    def test_check_says_so(self):
+        from zope_sessionx.cli import main
+        from zope_sessionx.database import DatabaseSessionDataContainer
+        from zope_sessionx.database import closeDatabases
+        db, stop = self._serve(client_resolution=False)
+        uri = 'zeo://127.0.0.1:{}'.format(self.port)
+        DatabaseSessionDataContainer(uri, maxLifetime=86400,
+                                     cleanerThread=False)
+        self.addCleanup(closeDatabases)
+        out = io.StringIO()
+        self.assertEqual(main(['check', '--database', uri], out), 1)
+        self.assertIn('install zope_sessionx where the ZEO server runs',
+                      out.getvalue())
 
     def test_client_conflict_resolution_merges(self):
         db, stop = self._serve(client_resolution=True)
