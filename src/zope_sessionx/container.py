@@ -190,6 +190,13 @@ class PersistentSessionDataContainer(CleanupSchedule,
             session_data.setLastAccessTime(int(now))
         return session_data
 
+    def peek(self, client_id, default=None):
+        """See `IExpiringSessionDataContainer`."""
+        session_data = self._store.sessions.get(digest(client_id))
+        if session_data is None or self.isExpired(session_data):
+            return default
+        return session_data
+
     def get(self, client_id, default=None):
         """See `ISessionDataContainer`."""
         try:

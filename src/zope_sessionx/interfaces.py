@@ -505,6 +505,15 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         *now* defaults to `now()`.
         """
 
+    def peek(client_id, default=None):
+        """Return the live session of *client_id*, or *default*.
+
+        Like ``get``, but the access is not recorded: reading this way
+        writes nothing and does not keep the session alive.
+
+        .. versionadded:: 0.1
+        """
+
     cleanerThread = schema.Bool(
         title=_("Cleaner thread"),
         description=_(
@@ -824,6 +833,20 @@ class ISession(Interface):
 
         .. versionadded:: 0.1
         """
+
+
+class INoTouchRequest(Interface):
+    """A request that reads session data without keeping the session
+    alive.
+
+    Mark a request with it (``zope.interface.alsoProvides(request,
+    INoTouchRequest)``, in a polling view say) and `ISession` reads its
+    session without recording an access, and never refreshes the id
+    cookie: a notification badge asked for every 30 seconds does not keep
+    an abandoned session alive.  Writes are stored as usual.
+
+    .. versionadded:: 0.1
+    """
 
 
 class ISessionData(IMapping):

@@ -23,6 +23,8 @@ from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
 from zope_sessionx.interfaces import IClientId
 from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ICookieClientIdManager
+from zope_sessionx.interfaces import IExpiringSessionDataContainer
+from zope_sessionx.interfaces import INoTouchRequest
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionData
 from zope_sessionx.interfaces import ISessionDataContainer
@@ -150,7 +152,14 @@ class Session:
 
     def _session(self, sdc, client_id):
         """The client's live session in *sdc*, or None."""
-        session_data = sdc.get(client_id)
+        untouched = (INoTouchRequest.providedBy(self.request)
+                     and IExpiringSessionDataContainer.providedBy(sdc))
+        if untouched:
+            # Read without recording the access: polling does not keep an
+            # abandoned session alive.
+            session_data = sdc.peek(client_id)
+        else:
+            session_data = sdc.get(client_id)
         if session_data is None:
             return None
         jar = getattr(session_data, '_p_jar', None)
@@ -161,7 +170,8 @@ class Session:
             # find no session, rather than write into one that is gone.
             jar.readCurrent(session_data)
         now = getattr(sdc, 'now', None)
-        if now is not None and session_data.getLastAccessTime() >= int(now()):
+        if (not untouched and now is not None
+                and session_data.getLastAccessTime() >= int(now())):
             # Its access time was recorded just now: a good moment, once
             # per resolution, to renew a cookie of finite lifetime.
             self._refreshCookie()

@@ -339,6 +339,77 @@ class CookieRefreshTests(StrictIdsTests):
         self.assertIsNone(later.response.getCookie('sid'))
 
 
+class NoTouchRequestsTests(ComponentsTestCase):
+    """Polling that does not keep an abandoned session alive."""
+
+    def setUp(self):
+        super().setUp()
+        from zope_sessionx.container import PersistentSessionDataContainer
+        from zope_sessionx.http import CookieClientIdManager
+        from zope_sessionx.session import ClientId
+        from zope_sessionx.session import Session
+        self.ids = CookieClientIdManager('sid', SECRET, cookieLifetime=86400)
+        zope.component.provideUtility(self.ids, IClientIdManager)
+        zope.component.provideAdapter(ClientId, provides=IClientId)
+        zope.component.provideAdapter(Session, provides=ISession)
+        self.sdc = PersistentSessionDataContainer()
+        self.sdc.timeout = 600
+        zope.component.provideUtility(self.sdc, ISessionDataContainer)
+        request = makeRequest()
+        ISession(request)['app']['unread'] = 3
+        self.client_id = ISession(request).client_id
+
+    def _poll(self):
+        from zope.interface import alsoProvides
+
+        from zope_sessionx.interfaces import INoTouchRequest
+        request = makeRequest({'sid': self.client_id})
+        alsoProvides(request, INoTouchRequest)
+        return request, ISession(request).get('app')
+
+    def test_polling_reads_but_does_not_keep_alive(self):
+        for _ in range(10):
+            self.clock.advance(60)
+            request, data = self._poll()
+            self.assertEqual(data['unread'], 3)
+            # No access recorded, no cookie renewed.
+            self.assertEqual(self.sdc.peek(self.client_id).getLastAccessTime(),
+                             EPOCH)
+            self.assertIsNone(request.response.getCookie('sid'))
+        # Ten minutes of polling only: the session expires at ten.
+        self.clock.advance(60)
+        self.assertIsNone(self._poll()[1])
+        self.assertNotIn(self.client_id, self.sdc)
+
+    def test_polling_never_renews_the_cookie(self):
+        # Not even just after the access was recorded (same second).
+        request, data = self._poll()
+        self.assertEqual(data['unread'], 3)
+        self.assertIsNone(request.response.getCookie('sid'))
+        ordinary = makeRequest({'sid': self.client_id})
+        ISession(ordinary).get('app')
+        self.assertEqual(ordinary.response.getCookie('sid')['max_age'],
+                         86400)
+
+    def test_an_ordinary_request_keeps_alive(self):
+        for _ in range(12):
+            self.clock.advance(60)
+            ISession(makeRequest({'sid': self.client_id})).get('app')
+        self.assertEqual(self._poll()[1]['unread'], 3)
+
+    def test_writes_of_a_polling_request_are_stored(self):
+        request, data = self._poll()
+        data['unread'] = 0
+        self.assertEqual(self.sdc[self.client_id]['app']['unread'], 0)
+
+    def test_peek(self):
+        self.assertIs(self.sdc.peek('nobody', 'x'), 'x')
+        data = self.sdc.peek(self.client_id)
+        self.assertEqual(data['app']['unread'], 3)
+        self.clock.advance(601)
+        self.assertIsNone(self.sdc.peek(self.client_id))
+
+
 class ConcurrencyTests(TwoRequestsTestCase):
 
     def test_concurrent_reads_across_resolution_boundary_commit(self):
