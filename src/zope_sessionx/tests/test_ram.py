@@ -224,36 +224,27 @@ class RAMConcurrencyTests(ComponentsTestCase):
         self.assertEqual(self._both(writer, writer),
                          ('committed', 'conflict'))
 
+    def _remover(self, thread):
+        # Removes the session, after the other request has read it.
+        self.sdc.get(self.client_id)
+        thread.pause()
+        del self.sdc[self.client_id]
+
+    def _user(self, thread):
+        # Writes a key of the session, after the other has read it.
+        pkg = ISession(self._request())['shop']
+        thread.pause()
+        pkg['x'] = 1
+
     def test_removal_and_use_never_both_commit(self):
-        def remover(thread):
-            self.sdc.get(self.client_id)
-            thread.pause()
-            del self.sdc[self.client_id]
-
-        def user(thread):
-            pkg = ISession(self._request())['shop']
-            thread.pause()
-            pkg['x'] = 1
-
-        self.assertEqual(self._both(remover, user),
+        self.assertEqual(self._both(self._remover, self._user),
                          ('committed', 'conflict'))
         self.assertNotIn(self.client_id, self.sdc)
 
     def test_use_and_removal_never_both_commit(self):
         # A use that records an access, committed first.
         self.clock.advance(self.sdc.effectiveResolution() + 1)
-
-        def remover(thread):
-            self.sdc.get(self.client_id)
-            thread.pause()
-            del self.sdc[self.client_id]
-
-        def user(thread):
-            pkg = ISession(self._request())['shop']
-            thread.pause()
-            pkg['x'] = 1
-
-        self.assertEqual(self._both(user, remover),
+        self.assertEqual(self._both(self._user, self._remover),
                          ('committed', 'conflict'))
         self.assertEqual(dict(ISession(self._request())['shop']),
                          {'cart': ['book'], 'x': 1})
