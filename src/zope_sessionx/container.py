@@ -45,6 +45,42 @@ logger = logging.getLogger(__name__)
 _SETTINGS = IExpiringSessionDataContainer
 
 
+class _CommitGuard:
+    """A before-commit hook: the transaction conflicts if it commits after
+    a cleaner may have removed a session it found live.
+
+    The cleaner removes a session only ``grace`` seconds after its expiry
+    (as stored when the transaction read it), and without writing it.  A
+    transaction committing later than half the grace after that expiry
+    (the other half covers clocks of the cluster that disagree) could
+    write into a session that is gone: it raises a `ConflictError`
+    instead, and its retry finds the session expired.
+    """
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.deadline = None
+
+    @classmethod
+    def limit(cls, txn, clock, deadline):
+        """Register (once per transaction) the guard of *txn*, and have it
+        conflict after *deadline*."""
+        try:
+            guard = txn.data(cls)
+        except KeyError:
+            guard = cls(clock)
+            txn.set_data(cls, guard)
+            txn.addBeforeCommitHook(guard)
+        if guard.deadline is None or deadline < guard.deadline:
+            guard.deadline = deadline
+
+    def __call__(self):
+        if self.clock() > self.deadline:
+            raise ConflictError(
+                'a session this transaction used expired meanwhile and may '
+                'have been removed')
+
+
 @implementer(IExpiringSessionDataContainer, ISessionDataContainerMaintenance)
 class PersistentSessionDataContainer(CleanupSchedule,
                                      zope.location.Location,
@@ -180,20 +216,35 @@ class PersistentSessionDataContainer(CleanupSchedule,
         if not (self.timeout or self.maxLifetime):
             return session_data
         now = self.now()
-        if self.isExpired(session_data, now):
+        if not self._live(session_data, now):
             raise KeyError(client_id)
         if (self.timeout and session_data.getLastAccessTime()
                 + self.effectiveResolution() < now):
-            # Only the session's own record is written.  Its index entry
-            # still says when it would have expired without this access;
-            # the cleaner, finding it then, re-indexes it.
+            # Only the session's access-time record is written.  Its index
+            # entry still says when it would have expired without this
+            # access; the cleaner, finding it then, re-indexes it.
             session_data.setLastAccessTime(int(now))
         return session_data
+
+    def _live(self, session_data, now):
+        """Whether *session_data* is live at *now*; if it is, make the
+        current transaction's commit conflict once a cleaner may have
+        removed it (see `_CommitGuard`)."""
+        due = self.expiresAt(session_data)
+        if due is None:
+            return True
+        if due < now:
+            return False
+        jar = session_data._p_jar
+        if jar is not None:
+            _CommitGuard.limit(jar.transaction_manager.get(), self.now,
+                               due + self.grace / 2)
+        return True
 
     def peek(self, client_id, default=None):
         """See `IExpiringSessionDataContainer`."""
         session_data = self._store.sessions.get(digest(client_id))
-        if session_data is None or self.isExpired(session_data):
+        if session_data is None or not self._live(session_data, self.now()):
             return default
         return session_data
 
@@ -240,9 +291,18 @@ class PersistentSessionDataContainer(CleanupSchedule,
             if len(self) >= limit:
                 raise SessionLimitError(limit)
 
-    def _dropped(self, session_data, reason, client_id=None, guard=False):
-        # Written, so that a request touching it concurrently conflicts.
-        session_data.markRemoved()
+    def _dropped(self, session_data, reason, client_id=None, guard=False,
+                 mark=True):
+        if mark:
+            # Written, so that a request touching it concurrently
+            # conflicts.
+            session_data.markRemoved()
+        else:
+            # Expired for longer than the grace: no request can still
+            # commit a write to it (`_CommitGuard`), and one that recorded
+            # an access meanwhile makes this commit conflict.  Nothing of
+            # the session is written.
+            session_data.checkCurrentAtCommit()
         event = SessionRemovedEvent(self, session_data, reason, client_id)
         if not guard:
             zope.event.notify(event)
@@ -256,11 +316,11 @@ class PersistentSessionDataContainer(CleanupSchedule,
             logger.exception('a session removal event handler failed')
 
     def _remove(self, key, session_data, reason, client_id=None,
-                guard=False):
+                guard=False, mark=True):
         store = self._store
         del store.sessions[key]
         store.count.change(-1)
-        self._dropped(session_data, reason, client_id, guard)
+        self._dropped(session_data, reason, client_id, guard, mark)
 
     def __delitem__(self, client_id):
         """See `IExpiringSessionDataContainer`."""
@@ -374,7 +434,8 @@ class PersistentSessionDataContainer(CleanupSchedule,
             due = self.expiresAt(session_data)
             if due is not None and due + grace < now:
                 reason = self._expiryReason(session_data)
-                self._remove(key, session_data, reason, guard=True)
+                self._remove(key, session_data, reason, guard=True,
+                             mark=grace < self.grace)
                 setattr(result, reason, getattr(result, reason) + 1)
                 return
             self._store.index.insert(self._indexEntry(session_data, key))

@@ -19,6 +19,7 @@ from zope_sessionx.interfaces import ISessionPkgData
 
 
 __all__ = [
+    'AccessTime',
     'SessionData',
     'SessionPkgData',
 ]
@@ -132,11 +133,11 @@ _MISSING = object()
 
 def _sameRef(a, b):
     # During conflict resolution references are PersistentReference
-    # objects, which refuse to be compared unless they are the same: compare
-    # their oids.
+    # objects, which refuse to be compared unless they are the same:
+    # compare their oids.  Other values compare as values.
     oid_a, oid_b = getattr(a, 'oid', None), getattr(b, 'oid', None)
-    if oid_a is None or oid_b is None:
-        return a is b
+    if oid_a is None and oid_b is None:
+        return a == b
     return oid_a == oid_b
 
 
@@ -157,39 +158,71 @@ def _mergeRefs(old, committed, new):
     return result
 
 
+class AccessTime(persistent.Persistent):
+    """The last access time of one session, in a small record of its own,
+    and the mark of its removal.
+
+    Recording an access writes this record and nothing else: a few dozen
+    bytes.  Concurrent accesses merge (the later time wins); an access and
+    a removal never do.  Its state is the time, an int, or
+    ``('removed', time)`` once a container removed the session.
+    """
+
+    value = 0
+    removed = False
+
+    def __getstate__(self):
+        return ('removed', self.value) if self.removed else self.value
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple):
+            self.removed, self.value = True, state[1]
+        else:
+            self.removed, self.value = False, state
+
+    def _p_resolveConflict(self, old, committed, new):
+        if isinstance(committed, tuple) or isinstance(new, tuple):
+            raise ConflictError('session removed while in use')
+        return max(committed, new)
+
+
 @implementer(ISessionData, ISessionDataRemoval)
 class SessionData(persistent.Persistent):
     """See `ISessionData`.
 
-    One small record: creation time, last access time and the references
-    to the packages' data.  Its conflict resolution merges what concurrent
-    requests do to one session (the later access time wins; packages added
-    or removed by either are kept) and refuses to merge with its removal,
-    so that a request touching a session and a cleaner removing it never
-    both succeed.
+    One small record: creation time and the references to the packages'
+    data; the last access time is an `AccessTime` record of its own, so
+    that recording an access writes only that.  Its conflict resolution
+    merges packages added or removed by concurrent requests.
     """
 
     created = 0
-    _last = 0
-    _removed = False
 
     def __init__(self):
         self._pkgs = {}
+        self._access = AccessTime()
 
     def getLastAccessTime(self):
         """See `ISessionData`."""
-        return self._last
+        return self._access.value
 
     def setLastAccessTime(self, value):
         """See `ISessionData`."""
-        self._last = value
+        self._access.value = value
 
     lastAccessTime = property(getLastAccessTime, setLastAccessTime,
                               doc="See `ISessionData`.")
 
     def markRemoved(self):
         """See `ISessionDataRemoval`."""
-        self._removed = True
+        self._access.removed = True
+
+    def checkCurrentAtCommit(self):
+        """See `ISessionDataRemoval`."""
+        access = self._access
+        jar = access._p_jar
+        if jar is not None:
+            jar.readCurrent(access)
 
     def __getitem__(self, pkg_id):
         return self._pkgs[pkg_id]
@@ -224,24 +257,21 @@ class SessionData(persistent.Persistent):
         return len(self._pkgs)
 
     def _p_resolveConflict(self, old, committed, new):
-        if committed.get('_removed') or new.get('_removed'):
-            raise ConflictError('session removed while in use')
         result = dict(committed)
         for name in set(old) | set(committed) | set(new):
-            if name in ('_last', '_pkgs'):
+            if name == '_pkgs':
                 continue
             o = old.get(name, _MISSING)
             c = committed.get(name, _MISSING)
             n = new.get(name, _MISSING)
-            if n == o or n == c:
+            if _sameRef(n, o) or _sameRef(n, c):
                 continue
-            if c != o:
+            if not _sameRef(c, o):
                 raise ConflictError('both changed %r' % (name,))
             if n is _MISSING:
                 del result[name]
             else:
                 result[name] = n
-        result['_last'] = max(committed.get('_last', 0), new.get('_last', 0))
         result['_pkgs'] = _mergeRefs(old.get('_pkgs', {}),
                                      committed.get('_pkgs', {}),
                                      new.get('_pkgs', {}))

@@ -902,9 +902,23 @@ class ISessionDataRemoval(Interface):
         """Record that a container removed this session.
 
         For `ISessionDataContainer` implementations: it writes the
-        session's record, and the record refuses to merge with a
-        concurrent change, so that a request still using the session and
-        its removal never both commit.
+        session's access-time record, and that record refuses to merge
+        with a concurrent change, so that a request still using the
+        session and its removal never both commit.
+        """
+
+    def checkCurrentAtCommit():
+        """Make the current transaction's commit conflict if the session's
+        access time or removal mark was changed by another transaction
+        since this one read it.  Writes nothing.
+
+        `zope_sessionx.session.Session` calls it for every session it
+        finds, so that a request still in flight conflicts with a removal
+        or rotation; the cleaner calls it instead of `markRemoved` for the
+        sessions it removes after their expiry and grace, so that it
+        conflicts with a request that recorded an access meanwhile.
+
+        .. versionadded:: 0.1
         """
 
 

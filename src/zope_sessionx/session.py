@@ -29,6 +29,7 @@ from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionData
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
+from zope_sessionx.interfaces import ISessionDataRemoval
 from zope_sessionx.interfaces import ISessionPkgData
 from zope_sessionx.interfaces import SessionError
 from zope_sessionx.ram import RAMSessionDataContainer
@@ -162,13 +163,13 @@ class Session:
             session_data = sdc.get(client_id)
         if session_data is None:
             return None
-        jar = getattr(session_data, '_p_jar', None)
-        if jar is not None:
+        if ISessionDataRemoval.providedBy(session_data):
             # Whatever this request writes commits only if the session is
             # still what it read: a concurrent rotation, invalidation or
-            # removal (which all write it) makes it conflict, and, retried,
-            # find no session, rather than write into one that is gone.
-            jar.readCurrent(session_data)
+            # removal (which all write its access-time record) makes it
+            # conflict, and, retried, find no session, rather than write
+            # into one that is gone.
+            session_data.checkCurrentAtCommit()
         now = getattr(sdc, 'now', None)
         if (not untouched and now is not None
                 and session_data.getLastAccessTime() >= int(now())):

@@ -8,6 +8,7 @@ from zope_sessionx.interfaces import IExpiringSessionDataContainer
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
 from zope_sessionx.tests.helpers import EPOCH
 from zope_sessionx.tests.helpers import ComponentsTestCase
+from zope_sessionx.tests.helpers import TwoRequestsTestCase
 
 
 class ContainerTestsMixin:
@@ -739,3 +740,116 @@ class RealConnectionsTests(ComponentsTestCase):
         self.tm.begin()
         self.assertNotIn('client0', self.sdc)
         self.assertIn('client1', self.sdc)
+
+
+AFTER_GRACE = 60 + 2 * 60 + 1
+
+
+class RemovalWithoutWriteTests(TwoRequestsTestCase):
+    """The cleaner removes an expired session without writing its records:
+    the requests that could still write to it conflict instead (see
+    "Removing without writing" in docs/design.rst)."""
+
+    # Past the grace (60 s), and past the index step (60 s) the entry is
+    # in, so that the cleaner finds it.
+    def _expire(self, client_id, extra):
+        # Past the session's expiry by *extra* seconds.
+        manager, conn = self._open()
+        data = conn.root()['sdc'].peek(client_id)
+        due = conn.root()['sdc'].expiresAt(data)
+        manager.abort()
+        self.clock.now = due + extra
+
+    def _cleanup(self, grace=None):
+        manager, conn = self._open()
+        result = conn.root()['sdc'].cleanup(grace=grace)
+        return manager, conn, result
+
+    def test_cleanup_writes_nothing_of_the_removed_session(self):
+        client_id = self._createClient(color='red')
+        manager, conn = self._open()
+        data = conn.root()['sdc'].peek(client_id)
+        oids = {data._p_oid, data._access._p_oid,
+                data['products.foo']._p_oid}
+        manager.abort()
+        self._expire(client_id, AFTER_GRACE)
+        manager, conn, result = self._cleanup()
+        self.assertEqual(result.timeout, 1)
+        written = {obj._p_oid for obj in conn._registered_objects}
+        self.assertTrue(written)
+        self.assertFalse(written & oids)
+        manager.commit()
+        self.assertFalse(self._read(client_id))
+
+    def test_request_committing_after_the_grace_conflicts(self):
+        from ZODB.POSException import ConflictError
+        client_id = self._createClient(color='red')
+        self._expire(client_id, -1)
+        # A long request reads the session just before it expires ...
+        manager, conn = self._open()
+        session = self._session(conn, client_id)
+        self.assertEqual(session['products.foo']['color'], 'red')
+        # ... the cleaner removes it after expiry and grace ...
+        self._expire(client_id, AFTER_GRACE)
+        cleaner, _, result = self._cleanup()
+        self.assertEqual(result.timeout, 1)
+        cleaner.commit()
+        # ... and the request's write cannot land in the removed session.
+        session['products.foo']['color'] = 'blue'
+        self.assertRaises(ConflictError, manager.commit)
+
+    def test_request_committing_within_half_the_grace_commits(self):
+        client_id = self._createClient(color='red')
+        self._expire(client_id, -1)
+        manager, conn = self._open()
+        session = self._session(conn, client_id)
+        session['products.foo']['color'] = 'blue'
+        self._expire(client_id, 30)
+        manager.commit()
+
+    def test_access_recorded_meanwhile_makes_the_cleaner_conflict(self):
+        from ZODB.POSException import ConflictError
+        client_id = self._createClient(color='red')
+        # The cleaner's transaction starts (its snapshot is fixed) ...
+        cleaner, cconn = self._open()
+        cconn.root()['sdc']
+        # ... a request records an access, and commits in time ...
+        self._expire(client_id, -1)
+        due = self.clock.now + 1
+        manager, conn = self._open()
+        self._session(conn, client_id)['products.foo'].get('color')
+        manager.commit()
+        # ... and the cleaner, reading the old access time, must not
+        # remove the session the request just kept alive.
+        self.clock.now = due + AFTER_GRACE
+        self.assertEqual(cconn.root()['sdc'].cleanup().timeout, 1)
+        self.assertRaises(ConflictError, cleaner.commit)
+        cleaner.abort()
+        self.assertEqual(self._read(client_id), {'color': 'red'})
+
+    def test_sweep_without_grace_marks_the_session(self):
+        from ZODB.POSException import ConflictError
+        client_id = self._createClient(color='red')
+        self._expire(client_id, -1)
+        manager, conn = self._open()
+        session = self._session(conn, client_id)
+        session['products.foo'].get('color')
+        # No grace: a request that read the session in time may still be
+        # running, so the removal writes the session's mark.
+        self._expire(client_id, 1)
+        sweeper, sconn = self._open()
+        self.assertEqual(sconn.root()['sdc'].sweep(), 1)
+        sweeper.commit()
+        session['products.foo']['color'] = 'blue'
+        self.assertRaises(ConflictError, manager.commit)
+
+    def test_guard_keeps_the_earliest_deadline(self):
+        import transaction
+
+        from zope_sessionx.container import _CommitGuard
+        txn = transaction.TransactionManager().begin()
+        _CommitGuard.limit(txn, self.clock, 20)
+        _CommitGuard.limit(txn, self.clock, 10)
+        _CommitGuard.limit(txn, self.clock, 30)
+        self.assertEqual(txn.data(_CommitGuard).deadline, 10)
+        self.assertEqual(len(list(txn.getBeforeCommitHooks())), 1)

@@ -137,17 +137,45 @@ class SessionDataConflictTests(TwoRequestsTestCase):
         def ref(oid):
             return PersistentReference((oid, 'SessionPkgData'))
 
-        old = {'created': 1, '_last': 5, '_pkgs': {'a': ref(b'1')}}
-        committed = {'created': 1, '_last': 7,
+        access = ref(b'9')
+        old = {'created': 1, '_access': access, '_pkgs': {'a': ref(b'1')}}
+        committed = {'created': 1, '_access': ref(b'9'),
                      '_pkgs': {'a': ref(b'1'), 'b': ref(b'2')}}
-        new = {'created': 1, '_last': 6, '_pkgs': {'c': ref(b'3')},
-               'extra': 'x'}
+        new = {'created': 1, '_access': ref(b'9'),
+               '_pkgs': {'c': ref(b'3')}, 'extra': 'x'}
         result = SessionData()._p_resolveConflict(old, committed, new)
-        self.assertEqual(result['_last'], 7)
+        self.assertEqual(result['_access'].oid, b'9')
         self.assertEqual(result['extra'], 'x')
         self.assertEqual(sorted((k, v.oid) for k, v in
                                 result['_pkgs'].items()),
                          [('b', b'2'), ('c', b'3')])
+
+    def test_access_time_resolver(self):
+        from ZODB.POSException import ConflictError
+
+        from zope_sessionx.data import AccessTime
+
+        resolve = AccessTime()._p_resolveConflict
+        # Concurrent accesses: the later time wins.
+        self.assertEqual(resolve(5, 9, 7), 9)
+        self.assertEqual(resolve(5, 7, 9), 9)
+        # An access and a removal never merge.
+        self.assertRaises(ConflictError, resolve, 5, ('removed', 5), 7)
+        self.assertRaises(ConflictError, resolve, 5, 7, ('removed', 5))
+
+    def test_access_time_state_is_the_time_or_the_removal(self):
+        from zope_sessionx.data import AccessTime
+
+        access = AccessTime()
+        access.value = 1234
+        self.assertEqual(access.__getstate__(), 1234)
+        access.removed = True
+        self.assertEqual(access.__getstate__(), ('removed', 1234))
+        copy = AccessTime()
+        copy.__setstate__(('removed', 1234))
+        self.assertEqual((copy.removed, copy.value), (True, 1234))
+        copy.__setstate__(99)
+        self.assertEqual((copy.removed, copy.value), (False, 99))
 
     def test_resolver_refuses(self):
         from ZODB.ConflictResolution import PersistentReference
@@ -159,10 +187,8 @@ class SessionDataConflictTests(TwoRequestsTestCase):
             return PersistentReference((oid, 'SessionPkgData'))
 
         resolve = SessionData()._p_resolveConflict
-        base = {'created': 1, '_last': 5, '_pkgs': {}}
+        base = {'created': 1, '_access': ref(b'9'), '_pkgs': {}}
         cases = [
-            (base, dict(base, _removed=True), base),
-            (base, base, dict(base, _removed=True)),
             (base, dict(base, created=2), dict(base, created=3)),
             (base, dict(base, _pkgs={'a': ref(b'1')}),
              dict(base, _pkgs={'a': ref(b'2')})),

@@ -16,6 +16,7 @@ from zope_sessionx.tests.helpers import FileStorageDB
 
 DESIGN = pathlib.Path(__file__).resolve().parents[3] / 'docs' / 'design.rst'
 BTREE_STATE = '(BTree state)'
+TIME_STATE = '(a time, or ``(\'removed\', time)``)'
 
 
 class DigestTests(unittest.TestCase):
@@ -97,8 +98,8 @@ def documentedClasses():
         else:
             current = None
             continue
-        if cell.strip() == BTREE_STATE:
-            current.add(BTREE_STATE)
+        if cell.strip() in (BTREE_STATE, TIME_STATE):
+            current.add(cell.strip())
         else:
             current.update(name.strip() for name in cell.split(',')
                            if name.strip())
@@ -151,6 +152,10 @@ def pickledClasses(fs):
                 seen[name].update(state)
                 for value in state.values():
                     _note(value, seen)
+            elif isinstance(state, int) or (
+                    isinstance(state, tuple) and state[:1] == ('removed',)):
+                # An access time: the time, or the removal mark.
+                seen[name].add(TIME_STATE)
             else:
                 # A BTree's own state: buckets and keys, no attributes.
                 seen[name].add(BTREE_STATE)
