@@ -15,16 +15,21 @@ Measures, for both packages installed in this environment:
    finds, indexes and counts sessions must write, and of the five a
    drop-in replacement for zope.session must write, with no session code;
 2. a mixed load from ``--processes`` processes over a real ZEO server:
-   conflicts per 1,000 requests, failures after 3 attempts, lost writes,
+   conflicts per 1,000 requests (in the clients, and resolved by the
+   server), failures after 3 attempts, lost writes,
    the slowest request and the 99th percentile;
-3. cleanup of ``--cleanup-sizes`` sessions, half of them expired: time,
-   objects loaded, the slowest request while cleanup runs, and the objects
-   a round with nothing to remove loads.
+3. cleanup of ``--cleanup-sizes`` sessions, half of them expired, while
+   the same process serves back-to-back writing requests: time, objects
+   loaded and bytes written per removed session, the requests' median
+   with the cleaner idle and at work, the slowest request during cleanup,
+   and the objects a round with nothing to remove loads (``--gc-freeze``:
+   the same after ``gc.freeze()``).
 
 Prints tables with zope_sessionx / zope.session ratios (below 1.0 means
 zope_sessionx needs less).
 """
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -45,6 +50,7 @@ import zope.component.testing
 from BTrees.Length import Length
 from persistent.mapping import PersistentMapping
 from ZODB.FileStorage import FileStorage
+from ZODB.POSException import ConflictError
 from zope.interface import implementer
 from zope.publisher.http import HTTPRequest
 
@@ -235,6 +241,7 @@ def mixedLoad(impl, sessions, processes, requests):
         conn.root()['clients'] = impls.populate(
             impl, api, conn.root(), sessions)
         transaction.commit()
+        resolved = db.storage.server_status()['conflicts_resolved']
         workers = [
             subprocess.Popen(
                 [sys.executable, os.path.join(HERE, 'zeoload.py'), impl,
@@ -243,6 +250,8 @@ def mixedLoad(impl, sessions, processes, requests):
             for n in range(processes)]
         results = [json.loads(w.communicate(timeout=1800)[0].splitlines()[-1])
                    for w in workers]
+        resolved = (db.storage.server_status()['conflicts_resolved']
+                    - resolved)
         transaction.begin()
         lost = 0
         for r in results:
@@ -259,6 +268,7 @@ def mixedLoad(impl, sessions, processes, requests):
             'requests': total,
             'conflicts_per_1000': 1000 * sum(
                 r['conflicts'] for r in results) / total,
+            'server_resolved_per_1000': 1000 * resolved / total,
             'failures': sum(r['failures'] for r in results),
             'lost': lost,
             'slowest_ms': latencies[-1] * 1e3,
@@ -285,7 +295,53 @@ class Clock:
         return self.now
 
 
-def cleanupRun(impl, size):
+def _writer(api, live, latencies, conflicts):
+    """One back-to-back writing request to a live session."""
+    ISession = api.interfaces.ISession
+    tm = transaction.manager
+
+    def write(i):
+        started = time.perf_counter()
+        while True:
+            try:
+                tm.begin()
+                ISession(request(live[i % len(live)]))[
+                    'products.bench']['w%d' % (i % 5)] = i
+                tm.commit()
+                break
+            except ConflictError:
+                tm.abort()
+                conflicts.append(i)
+        latencies.append(time.perf_counter() - started)
+
+    return write
+
+
+def _transactions(path, after):
+    """(description, records, bytes) of the transactions committed after
+    tid *after*."""
+    fs = FileStorage(path, read_only=True)
+    found = []
+    try:
+        first = (int.from_bytes(after, 'big') + 1).to_bytes(8, 'big')
+        for txn in fs.iterator(first):
+            records = list(txn)
+            size = (23 + len(txn.user) + len(txn.description)
+                    + len(txn.extension_bytes) + 8
+                    + sum(42 + len(r.data or b'') for r in records))
+            found.append((txn.description, len(records), size))
+    finally:
+        fs.close()
+    return found
+
+
+def cleanupRun(impl, size, idle_seconds=2.0, freeze=False):
+    """Cleanup of *size* sessions, half expired, while the same process
+    serves back-to-back writing requests to live sessions.
+
+    *freeze*: call ``gc.freeze()`` once set up, as docs/operations.rst
+    recommends for application processes, so that Python's full
+    collections do not walk what start-up made."""
     directory = tempfile.mkdtemp(prefix='bench-clean-')
     path = os.path.join(directory, 'Data.fs')
     db = ZODB.DB(FileStorage(path), cache_size=5000)
@@ -298,6 +354,9 @@ def cleanupRun(impl, size):
                 clock, zope_sessionx.interfaces.IClock)
         sdc = conn.root()['sdc']
         half = size // 2
+        if impl == 'zope.session':
+            # No sweep while populating: it is what is measured.
+            sdc._v_last_sweep = time.time() + 10 ** 6
         expired = impls.populate(impl, api, conn.root(), half)
         if impl == 'zope_sessionx':
             clock.now += sdc.timeout // 2
@@ -313,69 +372,83 @@ def cleanupRun(impl, size):
             clock.now += sdc.timeout // 2 + sdc.grace + 2 * sdc.indexStep
         transaction.commit()
         conn.cacheMinimize()
+        if impl == 'zope.session':
+            sdc._v_last_sweep = time.time() + 10 ** 6
 
-        # Requests go on (reading live sessions) while cleanup runs.
-        latencies = []
-        stopping = threading.Event()
-        ISession = api.interfaces.ISession
-
-        def requests():
-            tm = transaction.manager
-            i = 0
-            while not stopping.is_set():
-                started = time.perf_counter()
-                tm.begin()
-                ISession(request(live[i % len(live)]))[
-                    'products.bench'].get('k')
-                tm.commit()
-                latencies.append(time.perf_counter() - started)
-                i += 1
-                # A steady trickle of requests, not a tight loop that
-                # would starve the cleaner of the interpreter.
-                stopping.wait(0.005)
-
+        if freeze:
+            gc.collect()
+            gc.freeze()
+        idle, busy, conflicts = [], [], []
+        # Requests with the cleaner idle, back to back ...
+        write = _writer(api, live, idle, conflicts)
+        i = 0
+        ends = time.perf_counter() + idle_seconds
+        while time.perf_counter() < ends:
+            write(i)
+            i += 1
+        write = _writer(api, live, busy, conflicts)
+        before = db.lastTransaction()
         if impl == 'zope_sessionx':
+            # ... then while the cleaner works, in a thread of this
+            # process, as the cleaner thread of an application does.
             opener = zope_sessionx.cleanup.StoredOpener(db, sdc._p_oid)
             cleaner = zope_sessionx.cleanup.Cleaner(opener)
             cconn = opener(cleaner.transaction_manager)._p_jar
             cleaner.transaction_manager.abort()
             cconn.cacheMinimize()
             cconn.getTransferCounts(True)
-            reader = threading.Thread(target=requests)
-            reader.start()
-            started = time.perf_counter()
-            stats = cleaner.round()
-            elapsed = time.perf_counter() - started
-            stopping.set()
-            reader.join()
+            outcome = {}
+
+            def clean():
+                started = time.perf_counter()
+                outcome['stats'] = cleaner.round()
+                outcome['seconds'] = time.perf_counter() - started
+
+            thread = threading.Thread(target=clean)
+            thread.start()
+            while thread.is_alive():
+                write(i)
+                i += 1
+            thread.join()
+            stats, elapsed = outcome['stats'], outcome['seconds']
             loads = cconn.getTransferCounts(True)[0]
-            removed = stats.removed() if hasattr(stats, 'removed') else (
-                stats.timeout + stats.lifetime + stats.evicted)
+            removed = stats.timeout + stats.lifetime + stats.evicted
+            note = zope_sessionx.cleanup.NOTE.encode()
+            cleanup_bytes = sum(
+                size for description, _, size in _transactions(path, before)
+                if description == note)
             cconn.cacheMinimize()
             cconn.getTransferCounts(True)
-            idle = cleaner.round()
+            assert cleaner.round() is None
             idle_loads = cconn.getTransferCounts(True)[0]
-            assert idle is None
-            slowest = max(latencies) if latencies else 0.0
+            cleaner.stop()
         else:
-            # zope.session sweeps inside the request that finds its
-            # resolution has passed: that request is the cleanup.
+            # ... then while zope.session sweeps: inside the request that
+            # finds its resolution has passed.
             conn.cacheMinimize()
             conn.getTransferCounts(True)
             sdc._v_last_sweep = 0
-            started = time.perf_counter()
-            ISession(request(live[0]))['products.bench'].get('k')
-            transaction.commit()
-            elapsed = time.perf_counter() - started
+            write(i)
+            i += 1
+            elapsed = busy[0]
             loads = conn.getTransferCounts(True)[0]
             removed = size - len(sdc.data)
+            # As long as the requests were measured with zope_sessionx's
+            # cleaner at work, at least a second.
+            ends = time.perf_counter() + max(1.0, elapsed)
+            while time.perf_counter() < ends:
+                write(i)
+                i += 1
+            # The sweeping request's transaction: the largest.
+            cleanup_bytes = max(
+                size for _, _, size in _transactions(path, before))
             conn.cacheMinimize()
             conn.getTransferCounts(True)
             sdc._v_last_sweep = 0
-            ISession(request(live[0]))['products.bench'].get('k')
+            api.interfaces.ISession(request(live[0]))[
+                'products.bench'].get('k')
             transaction.commit()
             idle_loads = conn.getTransferCounts(True)[0]
-            slowest = elapsed
         return {
             'size': size,
             'removed': removed,
@@ -383,8 +456,16 @@ def cleanupRun(impl, size):
             'us_per_removed': 1e6 * elapsed / max(removed, 1),
             'loads': loads,
             'loads_per_removed': loads / max(removed, 1),
-            'slowest_request_ms': slowest * 1e3,
+            'bytes_per_removed': cleanup_bytes / max(removed, 1),
             'idle_round_loads': idle_loads,
+            'requests_idle': len(idle),
+            'requests_during': len(busy),
+            'median_idle_ms': statistics.median(idle) * 1e3,
+            'median_during_ms': statistics.median(busy) * 1e3,
+            'median_ratio': statistics.median(busy) / statistics.median(idle),
+            'slowest_during_ms': max(busy) * 1e3,
+            'slowest_idle_ms': max(idle) * 1e3,
+            'request_conflicts': len(conflicts),
         }
     finally:
         transaction.abort()
@@ -392,6 +473,7 @@ def cleanupRun(impl, size):
         db.close()
         zope.component.testing.tearDown()
         shutil.rmtree(directory, True)
+        gc.unfreeze()
 
 
 # -- report -------------------------------------------------------------------
@@ -423,6 +505,9 @@ def main(argv=None):
     parser.add_argument('--processes', type=int, default=4)
     parser.add_argument('--requests', type=int, default=1000)
     parser.add_argument('--cleanup-sizes', default='10000,100000')
+    parser.add_argument('--gc-freeze', action='store_true',
+                        help='cleanup: gc.freeze() once set up, as in a '
+                        'deployment that follows docs/operations.rst')
     parser.add_argument('--json', help='also write the results here')
     parser.add_argument('--sections', default='per-request,load,cleanup',
                         help='which parts to run (comma separated)')
@@ -470,20 +555,26 @@ def main(argv=None):
         table('Mixed load over ZEO ({} processes x {} requests)'.format(
               args.processes, args.requests),
               [(name, load['zope.session'][name], load['zope_sessionx'][name])
-               for name in ('conflicts_per_1000', 'failures', 'lost',
-                            'slowest_ms', 'p99_ms')])
+               for name in ('conflicts_per_1000', 'server_resolved_per_1000',
+                            'failures', 'lost', 'slowest_ms', 'p99_ms')])
 
     out['cleanup'] = {}
     sizes = args.cleanup_sizes.split(',') if 'cleanup' in sections else ()
     for size in [int(s) for s in sizes]:
-        clean = {impl: cleanupRun(impl, size) for impl in both}
+        clean = {impl: cleanupRun(impl, size, freeze=args.gc_freeze)
+                 for impl in both}
         out['cleanup'][size] = clean
-        table('Cleanup of {} sessions, half expired'.format(size),
+        table('Cleanup of {} sessions, half expired, during back-to-back '
+              'writing requests{}'.format(
+                  size, ' (gc.freeze())' if args.gc_freeze else ''),
               [(name, clean['zope.session'][name],
                 clean['zope_sessionx'][name])
                for name in ('removed', 'seconds', 'us_per_removed', 'loads',
-                            'loads_per_removed', 'slowest_request_ms',
-                            'idle_round_loads')])
+                            'loads_per_removed', 'bytes_per_removed',
+                            'idle_round_loads', 'requests_during',
+                            'median_idle_ms', 'median_during_ms',
+                            'median_ratio', 'slowest_during_ms',
+                            'request_conflicts')])
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(out, f, indent=2)

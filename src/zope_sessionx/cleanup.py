@@ -42,6 +42,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: The note (description) of every cleanup transaction, as the
+#: database's transaction log shows it.
+NOTE = 'zope_sessionx cleanup'
+
 
 @implementer(ICleanupResult)
 class CleanupResult:
@@ -79,16 +83,43 @@ class Cleaner:
     """
 
     max_attempts = 5
+    #: See `ICleaner`.
+    share = 0.25
+    #: See `ICleaner`.
+    sliceSeconds = 0.002
 
     def __init__(self, open_container, transaction_manager=None,
-                 holder=None, sleep=time.sleep):
+                 holder=None, sleep=time.sleep, timer=time.perf_counter,
+                 share=None):
         self._open = open_container
         self.transaction_manager = (
             transaction_manager or transaction.TransactionManager())
         self.holder = holder or _processName()
         self._sleep = sleep
+        self._timer = timer
+        if share is not None:
+            self.share = share
+        self._sliceStarted = None
         self._stopping = threading.Event()
         self._thread = None
+
+    def _pause(self):
+        """Keep to `share`: after `sliceSeconds` of work, sleep.
+
+        Sleeping releases the interpreter, so the requests of this process
+        run at full speed in the pauses and wait for the cleaner at most a
+        slice when they need the interpreter during one.
+        """
+        now = self._timer()
+        started = self._sliceStarted
+        if started is None:
+            self._sliceStarted = now
+            return
+        worked = now - started
+        if worked < self.sliceSeconds or self.share >= 1:
+            return
+        self._sleep(worked * (1 - self.share) / self.share)
+        self._sliceStarted = self._timer()
 
     def round(self):
         """See `ICleaner`."""
@@ -101,10 +132,12 @@ class Cleaner:
         tm.abort()
         stats = CleanupRoundEvent(None)
         started = time.monotonic()
+        self._sliceStarted = None
         while True:
             result = self._batch(stats)
             if result is None or not result.more:
                 break
+            self._pause()
         if not stats.transactions:
             return None
         removed = stats.timeout + stats.lifetime + stats.evicted
@@ -122,7 +155,7 @@ class Cleaner:
         tm = self.transaction_manager
         for attempt in range(self.max_attempts):
             try:
-                tm.begin()
+                tm.begin().note(NOTE)
                 container = self._open(tm)
                 lease = container.lease
                 previous = lease.holder
@@ -133,7 +166,7 @@ class Cleaner:
                                      container.cleanupPeriod / 2):
                     tm.abort()
                     return None
-                result = container.cleanup()
+                result = container.cleanup(pause=self._pause)
                 tm.commit()
             except ConflictError:
                 tm.abort()

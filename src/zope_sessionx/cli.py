@@ -10,6 +10,7 @@ created.
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import transaction
 from tqdm import tqdm
+from ZODB.POSException import ConflictError
 
 from zope_sessionx.cleanup import Cleaner
 from zope_sessionx.cleanup import StoredOpener
@@ -25,6 +27,7 @@ from zope_sessionx.database import ROOT_KEY
 from zope_sessionx.database import openDatabase
 from zope_sessionx.interfaces import InvalidSettingError
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
+from zope_sessionx.migration import SiteMigration
 from zope_sessionx.transfer import TransferError
 from zope_sessionx.transfer import exportSessions
 from zope_sessionx.transfer import importSessions
@@ -152,7 +155,8 @@ def cleaner(args, out, stopping=None, poll=0.5):
     db, tm, sdc = _open(args)
     oid = sdc._p_oid
     tm.abort()
-    worker = Cleaner(StoredOpener(db, oid), holder=args.holder)
+    # A process of its own: no requests to make room for.
+    worker = Cleaner(StoredOpener(db, oid), holder=args.holder, share=1)
     stopping = stopping or threading.Event()
     main = threading.current_thread() is threading.main_thread()
     if main:
@@ -206,8 +210,6 @@ PROBE_KEY = 'zope_sessionx-check'
 def _resolves(db):
     """Whether concurrent writes of a package merge in *db* (the storage,
     a ZEO server say, can load zope_sessionx's classes)."""
-    from ZODB.POSException import ConflictError
-
     from zope_sessionx.data import SessionPkgData
     managers = [transaction.TransactionManager() for _ in range(3)]
     connections = [db.open(transaction_manager=tm) for tm in managers]
@@ -234,6 +236,48 @@ def _resolves(db):
             connection.close()
 
 
+#: What zope.session's default secret looks like ('%.20f' % random()).
+ZOPE_SESSION_SECRET = re.compile(r'^0\.\d{20}$')
+
+
+def _weakSecret(secret):
+    """Why *secret* must not sign, or None."""
+    if ZOPE_SESSION_SECRET.match(secret):
+        return 'is a zope.session default secret (about 2^53 values)'
+    if len(secret) < 32:
+        return 'has fewer than 32 characters'
+    return None
+
+
+def _siteFindings(args):
+    """What is wrong with the client id managers stored in ``--site``."""
+    from zope_sessionx.interfaces import IClientIdManager
+    from zope_sessionx.migration import OLD_CONTAINERS
+    from zope_sessionx.migration import OLD_IDS
+    db, tm, site_manager = _siteManager(args)
+    findings = []
+    try:
+        provided = {registration.provided.__identifier__: registration
+                    for registration in site_manager.registeredUtilities()}
+        if OLD_IDS in provided or OLD_CONTAINERS in provided:
+            findings.append(
+                'the site still registers zope.session\'s utilities: run '
+                'zope-sessionx migrate --database {} --site {}'.format(
+                    args.database, args.site))
+        registration = provided.get(IClientIdManager.__identifier__)
+        secrets = getattr(registration, 'component', None)
+        secrets = getattr(secrets, 'secrets', ())
+        why = _weakSecret(secrets[0]) if secrets else None
+        if why:
+            findings.append(
+                'the signing secret of the site\'s client id manager {}: '
+                'put a fresh one first, keeping the old one to verify '
+                '(manager.secrets = (new,) + manager.secrets)'.format(why))
+    finally:
+        tm.abort()
+    return findings
+
+
 def check(args, out):
     """The ``check`` subcommand: what a deployment gets wrong."""
     db, tm, sdc = _open(args)
@@ -256,11 +300,14 @@ def check(args, out):
         except OSError as error:
             raise _Refused('cannot read {!r}: {}'.format(
                 args.secret_file, error.strerror)) from None
-        if len(secret) < 32:
+        why = _weakSecret(secret)
+        if why:
             findings.append(
-                'the signing secret has fewer than 32 characters: put a '
-                'fresh one first (python -c "import secrets; '
-                'print(secrets.token_urlsafe(32))")')
+                'the signing secret {}: put a fresh one first (python -c '
+                '"import secrets; print(secrets.token_urlsafe(32))")'
+                .format(why))
+    if args.site:
+        findings.extend(_siteFindings(args))
     if args.https and not args.secure:
         findings.append(
             'the site is served over HTTPS but the cookie is not always '
@@ -273,10 +320,71 @@ def check(args, out):
     return 1 if findings else 0
 
 
+def _siteManager(args):
+    """(database, transaction manager, site manager) of ``--site``."""
+    db = _database(args.database)
+    tm = transaction.TransactionManager()
+    connection = db.open(transaction_manager=tm)
+    tm.begin()
+    found = connection.root()
+    for segment in filter(None, args.site.split('/')):
+        try:
+            found = found[segment]
+        except (KeyError, TypeError):
+            found = None
+            break
+    try:
+        site_manager = found.getSiteManager()
+    except Exception:
+        raise _Refused('no site at {!r} in the database'.format(
+            args.site)) from None
+    return db, tm, site_manager
+
+
+def migrate(args, out):
+    """The ``migrate`` subcommand: a site from zope.session, resumable."""
+    db, tm, site_manager = _siteManager(args)
+    migration = SiteMigration(site_manager, tm, batch=args.batch)
+    if not migration.oldUtilities() and not migration.containers():
+        raise _Refused('the site at {!r} has no zope.session utilities to '
+                       'migrate'.format(args.site))
+    for line in migration.prepare():
+        out.write('registered {}\n'.format(line))
+    out.flush()
+    total = migration.remaining()
+    done = [0]
+    with _bar(total) as bar:
+        def progress(moved):
+            bar.update(moved)
+            done[0] += moved
+            if bar.disable:
+                out.write('moved {} of {} sessions\n'.format(done[0], total))
+        try:
+            copied = migration.copy(progress)
+        except ConflictError as error:
+            raise _Refused('{}'.format(error)) from None
+    out.write('{} live sessions copied\n'.format(copied))
+    for line in migration.finish():
+        out.write(line + '\n')
+    out.write('done: once a session timeout has passed, turn '
+              'acceptLegacyIds off and drop the old secret\n')
+
+
 def _bar(total):
     # A progress bar on a terminal; nothing otherwise.
     return tqdm(total=total, unit='sessions', file=sys.stderr,
                 disable=not sys.stderr.isatty())
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            'not a positive whole number: {!r}'.format(text))
+    return value
 
 
 def _parser():
@@ -300,13 +408,24 @@ def _parser():
              'zeo://127.0.0.1:8100 sessions.bin'),
             ('check', check, 'what a deployment gets wrong, and the fix',
              'zope-sessionx check --database zeo://127.0.0.1:8100 '
-             '--secret-file /etc/myapp/secret --https --secure')]:
+             '--secret-file /etc/myapp/secret --https --secure'),
+            ('migrate', migrate, 'move a site from zope.session (run it '
+             'again if interrupted)',
+             'zope-sessionx migrate --database file:///var/Data.fs '
+             '--site /Application')]:
         command = commands.add_parser(
             name, help=text, description=text.capitalize() + '.',
             epilog='Example: ' + example)
         command.set_defaults(function=function)
         command.add_argument('--database', required=True, metavar='URI',
                              help='the session database (a zodburi URI)')
+        if name == 'migrate':
+            command.add_argument('--site', required=True, metavar='PATH',
+                                 help='the site, a /path from the root')
+            command.add_argument('--batch', type=_positive, default=1000,
+                                 help='sessions per transaction (default: '
+                                 '1000)')
+            continue
         command.add_argument('--container', default='', metavar='NAME',
                              help='the container: a name, or a /path '
                              'from the root (default: the unnamed one)')
@@ -318,6 +437,9 @@ def _parser():
         if name == 'check':
             command.add_argument('--secret-file', help='the file of the '
                                  "client id manager's secrets")
+            command.add_argument('--site', metavar='PATH',
+                                 help='also check the client id manager '
+                                 'a site (a /path from the root) stores')
             command.add_argument('--https', action='store_true',
                                  help='the site is served over HTTPS')
             command.add_argument('--secure', action='store_true',

@@ -22,6 +22,7 @@ from zope_sessionx.data import SessionData
 from zope_sessionx.events import SessionCreatedEvent
 from zope_sessionx.events import SessionLimitReachedEvent
 from zope_sessionx.events import SessionRemovedEvent
+from zope_sessionx.guard import CommitGuard
 from zope_sessionx.interfaces import EVICTED
 from zope_sessionx.interfaces import INVALIDATED
 from zope_sessionx.interfaces import LIFETIME
@@ -29,6 +30,8 @@ from zope_sessionx.interfaces import TIMEOUT
 from zope_sessionx.interfaces import IExpiringSessionDataContainer
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
 from zope_sessionx.interfaces import SessionLimitError
+from zope_sessionx.legacy import copyLegacySession
+from zope_sessionx.legacy import liveLegacySession
 from zope_sessionx.schedule import CleanupSchedule
 from zope_sessionx.storage import SessionStore
 from zope_sessionx.storage import digest
@@ -43,42 +46,6 @@ logger = logging.getLogger(__name__)
 
 
 _SETTINGS = IExpiringSessionDataContainer
-
-
-class _CommitGuard:
-    """A before-commit hook: the transaction conflicts if it commits after
-    a cleaner may have removed a session it found live.
-
-    The cleaner removes a session only ``grace`` seconds after its expiry
-    (as stored when the transaction read it), and without writing it.  A
-    transaction committing later than half the grace after that expiry
-    (the other half covers clocks of the cluster that disagree) could
-    write into a session that is gone: it raises a `ConflictError`
-    instead, and its retry finds the session expired.
-    """
-
-    def __init__(self, clock):
-        self.clock = clock
-        self.deadline = None
-
-    @classmethod
-    def limit(cls, txn, clock, deadline):
-        """Register (once per transaction) the guard of *txn*, and have it
-        conflict after *deadline*."""
-        try:
-            guard = txn.data(cls)
-        except KeyError:
-            guard = cls(clock)
-            txn.set_data(cls, guard)
-            txn.addBeforeCommitHook(guard)
-        if guard.deadline is None or deadline < guard.deadline:
-            guard.deadline = deadline
-
-    def __call__(self):
-        if self.clock() > self.deadline:
-            raise ConflictError(
-                'a session this transaction used expired meanwhile and may '
-                'have been removed')
 
 
 @implementer(IExpiringSessionDataContainer, ISessionDataContainerMaintenance)
@@ -116,6 +83,11 @@ class PersistentSessionDataContainer(CleanupSchedule,
     _store = None
     # The cleaner started for this object (False: none to start).
     _v_cleaner = None
+
+    #: While a site moves from zope.session (see
+    #: `zope_sessionx.migration.SiteMigration`): zope.session's container
+    #: whose live sessions this one adopts on first use.
+    legacySource = None
 
     def __init__(self):
         self._store = SessionStore()
@@ -210,7 +182,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
     def __getitem__(self, client_id):
         """See `ISessionDataContainer`."""
         self._startCleaner()
-        session_data = self._store.sessions.get(digest(client_id))
+        session_data = self._lookup(client_id)
         if session_data is None:
             raise KeyError(client_id)
         if not (self.timeout or self.maxLifetime):
@@ -229,7 +201,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
     def _live(self, session_data, now):
         """Whether *session_data* is live at *now*; if it is, make the
         current transaction's commit conflict once a cleaner may have
-        removed it (see `_CommitGuard`)."""
+        removed it (see `CommitGuard`)."""
         due = self.expiresAt(session_data)
         if due is None:
             return True
@@ -237,13 +209,34 @@ class PersistentSessionDataContainer(CleanupSchedule,
             return False
         jar = session_data._p_jar
         if jar is not None:
-            _CommitGuard.limit(jar.transaction_manager.get(), self.now,
-                               due + self.grace / 2)
+            CommitGuard.limit(jar.transaction_manager.get(), self.now,
+                              due + self.grace / 2)
+        return True
+
+    def _lookup(self, client_id):
+        """The stored session of *client_id*, expired or not, or None."""
+        key = digest(client_id)
+        session_data = self._store.sessions.get(key)
+        if (session_data is None and self.legacySource is not None
+                and self.adoptLegacySession(client_id)):
+            session_data = self._store.sessions.get(key)
+        return session_data
+
+    def adoptLegacySession(self, client_id):
+        """See `ISessionDataContainerMaintenance`."""
+        source = self.legacySource
+        old = liveLegacySession(source, client_id, self.now())
+        if client_id in source.data:
+            del source.data[client_id]
+        if (old is None
+                or self._store.sessions.get(digest(client_id)) is not None):
+            return False
+        self[client_id] = copyLegacySession(old)
         return True
 
     def peek(self, client_id, default=None):
         """See `IExpiringSessionDataContainer`."""
-        session_data = self._store.sessions.get(digest(client_id))
+        session_data = self._lookup(client_id)
         if session_data is None or not self._live(session_data, self.now()):
             return default
         return session_data
@@ -257,7 +250,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
 
     def __contains__(self, client_id):
         """See `ISessionDataContainer`: stored and not expired."""
-        session_data = self._store.sessions.get(digest(client_id))
+        session_data = self._lookup(client_id)
         return (session_data is not None
                 and not self.isExpired(session_data))
 
@@ -299,7 +292,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
             session_data.markRemoved()
         else:
             # Expired for longer than the grace: no request can still
-            # commit a write to it (`_CommitGuard`), and one that recorded
+            # commit a write to it (`CommitGuard`), and one that recorded
             # an access meanwhile makes this commit conflict.  Nothing of
             # the session is written.
             session_data.checkCurrentAtCommit()
@@ -340,7 +333,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
         store = self._store
         sessions = store.sessions
         old_key = digest(old_client_id)
-        moving = sessions.get(old_key)
+        moving = self._lookup(old_client_id)
         if moving is not None:
             if self.isExpired(moving, now):
                 self._remove(old_key, moving,
@@ -387,7 +380,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
         """See `ISessionDataContainerMaintenance`."""
         return self._store.lease
 
-    def cleanup(self, limit=None, grace=None):
+    def cleanup(self, limit=None, grace=None, pause=None):
         """See `ISessionDataContainerMaintenance`.
 
         A record that cannot be read (its class is gone, say) is logged,
@@ -403,14 +396,15 @@ class PersistentSessionDataContainer(CleanupSchedule,
         budget = 10 * limit
         expiring = self.timeout or self.maxLifetime
         if expiring:
-            budget = self._removeDue(now, grace, limit, budget, result)
+            budget = self._removeDue(now, grace, limit, budget, result,
+                                     pause)
         if self.targetNumber and not result.more:
-            self._evict(limit, budget, result)
+            self._evict(limit, budget, result, pause)
         if expiring and not result.more:
             self._reschedule(now)
         return result
 
-    def _removeDue(self, now, grace, limit, budget, result):
+    def _removeDue(self, now, grace, limit, budget, result, pause):
         """Visit the index entries due by *now* - *grace*; return what is
         left of *budget*."""
         index = self._store.index
@@ -421,6 +415,8 @@ class PersistentSessionDataContainer(CleanupSchedule,
                 result.more = True
                 break
             budget -= 1
+            if pause is not None:
+                pause()
             index.remove(entry)
             self._visit(entryKey(entry), now, grace, result)
         return budget
@@ -437,9 +433,11 @@ class PersistentSessionDataContainer(CleanupSchedule,
                 self._remove(key, session_data, reason, guard=True,
                              mark=grace < self.grace)
                 setattr(result, reason, getattr(result, reason) + 1)
-                return
-            self._store.index.insert(self._indexEntry(session_data, key))
-            result.stale += 1
+            else:
+                self._store.index.insert(
+                    self._indexEntry(session_data, key))
+                result.stale += 1
+            session_data.release()
         except ConflictError:
             raise
         except Exception as error:
@@ -449,7 +447,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
             logger.error('skipping damaged session record %s...: %r',
                          key.hex()[:8], error)
 
-    def _evict(self, limit, budget, result):
+    def _evict(self, limit, budget, result, pause):
         """Remove the least recently used sessions while more than
         `targetNumber` are stored."""
         index = self._store.index
@@ -460,6 +458,8 @@ class PersistentSessionDataContainer(CleanupSchedule,
                 result.more = True
                 return
             budget -= 1
+            if pause is not None:
+                pause()
             if heads is None:
                 heads = index.heads()
             if not heads:

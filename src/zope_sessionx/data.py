@@ -217,6 +217,17 @@ class SessionData(persistent.Persistent):
         """See `ISessionDataRemoval`."""
         self._access.removed = True
 
+    def release(self):
+        """Turn this session's records back into ghosts, unless changed.
+
+        For cleaners: what they loaded to look at a session is then freed
+        at once rather than kept in the connection's cache, where it would
+        live long enough for Python's garbage collector to count it, and
+        make the requests of the process pay for full collections.
+        """
+        self._access._p_deactivate()
+        self._p_deactivate()
+
     def checkCurrentAtCommit(self):
         """See `ISessionDataRemoval`."""
         access = self._access

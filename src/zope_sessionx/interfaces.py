@@ -555,7 +555,7 @@ class ISessionDataContainerMaintenance(Interface):
         "the last that did), ``expires`` until when.  Stored in the "
         "database, so that one process of a cluster cleans at a time.")
 
-    def cleanup(limit=None, grace=None):
+    def cleanup(limit=None, grace=None, pause=None):
         """Do one transaction's worth of cleanup; return an `ICleanupResult`.
 
         Removes sessions expired (idle for longer than ``timeout``, or
@@ -566,7 +566,9 @@ class ISessionDataContainerMaintenance(Interface):
         expiry time, so the cost grows with what is removed, not with what
         is stored.  Does not commit: the caller does, and calls again while
         the result's ``more`` is true.  Notifies `ISessionRemovedEvent` for
-        each removed session.
+        each removed session.  *pause*, if given, is called with no
+        arguments before each session is visited: a cleaner sharing its
+        process with requests yields the interpreter there.
         """
 
     def hasCleanupWork():
@@ -576,6 +578,22 @@ class ISessionDataContainerMaintenance(Interface):
         sessions than ``targetNumber``, or when the time at which
         cleanup next has work must be worked out again (`cleanup` does
         that).  Reads at most a few objects and writes nothing.
+        """
+
+    legacySource = Attribute(
+        "While a site moves from zope.session: zope.session's container "
+        "whose live sessions this one adopts (see `adoptLegacySession`) "
+        "the first time it looks for them; otherwise None.  See "
+        "`zope_sessionx.migration.SiteMigration`.")
+
+    def adoptLegacySession(client_id):
+        """Move the session of *client_id* from `legacySource` here.
+
+        Removes it there, and, if it is live there and this container has
+        no session for *client_id*, stores a copy here (counted as
+        accessed now).  Returns whether it stored one.  Copying and
+        removing in the same transaction makes every session copied at
+        most once: two transactions adopting the same session conflict.
         """
 
     def sweep():
@@ -684,6 +702,13 @@ class ICleaner(Interface):
 
     holder = Attribute("This cleaner's name in the lease.")
     running = Attribute("Whether its thread runs.")
+    share = Attribute(
+        "The share of the interpreter's time the cleaner may take, between "
+        "0 (exclusive) and 1: after working for `sliceSeconds`, it sleeps "
+        "long enough to keep to its share, so that the requests of its "
+        "process do not wait for it.  1 never pauses.")
+    sliceSeconds = Attribute(
+        "How long the cleaner works before it pauses (seconds).")
 
     def round():
         """Run one round; return its `ICleanupRoundEvent`, or None.

@@ -224,7 +224,7 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
         """See `ISessionDataContainerMaintenance`: the in-memory one."""
         return ramStore().db
 
-    def cleanup(self, limit=None, grace=None):
+    def cleanup(self, limit=None, grace=None, pause=None):
         """See `ISessionDataContainerMaintenance`.
 
         In a round with work to do, also packs the in-memory database, at
@@ -234,7 +234,7 @@ class RAMSessionDataContainer(PersistentSessionDataContainer):
         # The store's clock, not the container's: packing is about the
         # storage's own transaction times, which are real.
         ramStore().packEvery(self.cleanupPeriod)
-        return super().cleanup(limit, grace)
+        return super().cleanup(limit, grace, pause)
 
     def sweep(self):
         """See `ISessionDataContainerMaintenance`.

@@ -6,6 +6,7 @@ Example::
     python -m zope_sessionx.demo --database zeo://127.0.0.1:8100
 """
 import argparse
+import gc
 import signal
 
 from waitress.server import create_server
@@ -56,9 +57,16 @@ def prepare(argv=None):
         parser.exit(2, 'zope_sessionx.demo: {}\n'.format(
             ' '.join(line.strip() for line in str(error).splitlines())))
     application['app'] = demo.wsgi
+    # What start-up made stays: leave it out of every full collection,
+    # which would otherwise walk it and stop the requests meanwhile
+    # (docs/operations.rst).
+    gc.collect()
+    gc.freeze()
     print('Serving the demo on http://{}:{}/index.html (log in to '
           'admin.html as "admin" with the password in {}/admin-password'
-          '.txt)'.format(args.host, server.effective_port, args.var),
+          '.txt; {} start-up objects left out of garbage collection)'
+          .format(args.host, server.effective_port, args.var,
+                  gc.get_freeze_count()),
           flush=True)
     return server, demo
 

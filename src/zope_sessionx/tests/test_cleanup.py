@@ -89,8 +89,10 @@ class _DatabaseTestCase(unittest.TestCase):
 
     def _cleaner(self, holder='me'):
         self.opener = cleanup.StoredOpener(self.fs.db, self.sdc._p_oid)
+        # A timer that stands still: no pauses (see CleanerPacingTests).
         cleaner = cleanup.Cleaner(
-            self.opener, holder=holder, sleep=self.sleeps.append)
+            self.opener, holder=holder, sleep=self.sleeps.append,
+            timer=lambda: 0.0)
         self.addCleanup(cleaner.stop)
         return cleaner
 
@@ -112,6 +114,68 @@ class _DatabaseTestCase(unittest.TestCase):
 
     def _expire(self):
         self.clock.advance(600 + self.sdc.grace + self.sdc.indexStep)
+
+
+class CleanerPacingTests(_DatabaseTestCase):
+    """The cleaner takes its share of the interpreter, in slices."""
+
+    def _ticking(self, cleaner, tick=0.001):
+        # Every look at the timer finds *tick* seconds of work done.
+        ticks = iter(range(10 ** 6))
+        cleaner._timer = lambda: next(ticks) * tick
+        return cleaner
+
+    def test_pauses_to_keep_its_share(self):
+        self._populate(7)
+        self._expire()
+        cleaner = self._ticking(self._cleaner())
+        self.assertEqual((cleaner.share, cleaner.sliceSeconds),
+                         (0.25, 0.002))
+        self.assertEqual(cleaner.round().timeout, 7)
+        # After each 2 ms slice, 6 ms of sleep: a quarter of the time.
+        self.assertGreaterEqual(len(self.sleeps), 3)
+        for pause in self.sleeps:
+            self.assertAlmostEqual(pause, 0.006)
+
+    def test_whole_share_never_pauses(self):
+        self._populate(7)
+        self._expire()
+        cleaner = self._cleaner()
+        cleaner.share = 1
+        self.assertEqual(self._ticking(cleaner).round().timeout, 7)
+        self.assertEqual(self.sleeps, [])
+
+    def test_share_can_be_given(self):
+        cleaner = cleanup.Cleaner(None, share=0.5)
+        self.assertEqual(cleaner.share, 0.5)
+
+    def test_cleanup_pauses_before_each_session_it_visits(self):
+        self._populate(5)
+        self._expire()
+        self._populate(4, prefix='live')
+        self.app.begin()
+        self.sdc.cleanupBatch = 100
+        self.sdc.targetNumber = 2
+        pauses = []
+        result = self.sdc.cleanup(pause=lambda: pauses.append(1))
+        # Five expired, then two of the four live ones evicted.
+        self.assertEqual((result.timeout, result.evicted), (5, 2))
+        self.assertEqual(len(pauses), 7)
+
+    def test_cleanup_releases_what_it_looked_at(self):
+        stored = self._populate(3)
+        self.clock.advance(500)
+        self.app.begin()
+        # One of them is used: its entry is outdated.
+        self.sdc['client0']
+        self.app.commit()
+        self.clock.advance(100 + self.sdc.grace + 2 * self.sdc.indexStep)
+        self.app.begin()
+        result = self.sdc.cleanup()
+        self.assertEqual((result.timeout, result.stale), (2, 1))
+        for data in stored:
+            self.assertIsNone(data._p_changed)
+            self.assertIsNone(data._access._p_changed)
 
 
 class CleanerRoundTests(_DatabaseTestCase):

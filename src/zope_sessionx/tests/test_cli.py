@@ -178,9 +178,22 @@ class CommandLineTests(_CommandLineTestCase):
             transaction.begin()
             return len(sdc) == 0
 
-        runner.start()
-        from zope_sessionx.tests.test_zeo import _waitFor
-        _waitFor(emptied, 30, 'the cleaner')
+        from unittest import mock
+
+        import zope_sessionx.cli
+        made = []
+
+        class Recorded(zope_sessionx.cli.Cleaner):
+            def __init__(self, *args, **kw):
+                super().__init__(*args, **kw)
+                made.append(self)
+
+        with mock.patch.object(zope_sessionx.cli, 'Cleaner', Recorded):
+            runner.start()
+            from zope_sessionx.tests.test_zeo import _waitFor
+            _waitFor(emptied, 30, 'the cleaner')
+        # A process of its own: it never pauses for requests.
+        self.assertEqual([cleaner.share for cleaner in made], [1])
         # It kept looking, and stops once asked.
         _waitFor(lambda: stopping.looks >= 2, 30, 'the cleaner to look')
         stopping.set()

@@ -846,10 +846,10 @@ class RemovalWithoutWriteTests(TwoRequestsTestCase):
     def test_guard_keeps_the_earliest_deadline(self):
         import transaction
 
-        from zope_sessionx.container import _CommitGuard
+        from zope_sessionx.guard import CommitGuard
         txn = transaction.TransactionManager().begin()
-        _CommitGuard.limit(txn, self.clock, 20)
-        _CommitGuard.limit(txn, self.clock, 10)
-        _CommitGuard.limit(txn, self.clock, 30)
-        self.assertEqual(txn.data(_CommitGuard).deadline, 10)
+        CommitGuard.limit(txn, self.clock, 20)
+        CommitGuard.limit(txn, self.clock, 10)
+        CommitGuard.limit(txn, self.clock, 30)
+        self.assertEqual(txn.data(CommitGuard).deadline, 10)
         self.assertEqual(len(list(txn.getBeforeCommitHooks())), 1)

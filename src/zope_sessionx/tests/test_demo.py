@@ -189,6 +189,8 @@ class ServerTests(_DemoTestCase):
         server = _Process(self.var)
         self.addCleanup(server.stop)
         self.assertIn('Serving the demo on http://127.0.0.1:', server.line)
+        frozen = int(server.line.split('; ')[1].split()[0])
+        self.assertGreater(frozen, 10000)
         body = server.get('/index.html')
         self.assertIn('id="count">1<', body)
         self.assertIn('id="count">2<', server.get('/index.html'))

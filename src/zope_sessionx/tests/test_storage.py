@@ -7,6 +7,7 @@ import unittest
 
 import persistent
 import transaction
+import zope.session.session
 from zope.interface.verify import verifyObject
 
 from zope_sessionx import storage
@@ -190,6 +191,9 @@ class PersistedClassesTests(ComponentsTestCase):
             sdc.timeout, sdc.resolution, sdc.maxLifetime = 600, 60, 7200
             sdc.targetNumber, sdc.maxNumber = 100, 1000
             sdc.cleanupPeriod, sdc.cleanupBatch = 5, 20
+            # (Only while a site moves from zope.session.)
+            sdc.legacySource = (
+                zope.session.session.PersistentSessionDataContainer())
         tm.commit()
         sdc = root['sdc']
         for client in ('a', 'b'):
