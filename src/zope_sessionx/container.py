@@ -17,21 +17,19 @@ from zope_sessionx._field import Setting
 from zope_sessionx.cleanup import CleanupResult
 from zope_sessionx.cleanup import StoredOpener
 from zope_sessionx.cleanup import cleanerFor
-from zope_sessionx.clock import currentTime
 from zope_sessionx.data import SessionData
 from zope_sessionx.events import SessionCreatedEvent
 from zope_sessionx.events import SessionLimitReachedEvent
 from zope_sessionx.events import SessionRemovedEvent
+from zope_sessionx.expiry import SessionExpiry
 from zope_sessionx.guard import CommitGuard
 from zope_sessionx.interfaces import EVICTED
 from zope_sessionx.interfaces import INVALIDATED
-from zope_sessionx.interfaces import LIFETIME
-from zope_sessionx.interfaces import TIMEOUT
 from zope_sessionx.interfaces import IExpiringSessionDataContainer
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
 from zope_sessionx.interfaces import SessionLimitError
-from zope_sessionx.legacy import copyLegacySession
-from zope_sessionx.legacy import liveLegacySession
+from zope_sessionx.legacy import LegacyAdoption
+from zope_sessionx.principals import PrincipalSessions
 from zope_sessionx.schedule import CleanupSchedule
 from zope_sessionx.storage import SessionStore
 from zope_sessionx.storage import digest
@@ -49,7 +47,8 @@ _SETTINGS = IExpiringSessionDataContainer
 
 
 @implementer(IExpiringSessionDataContainer, ISessionDataContainerMaintenance)
-class PersistentSessionDataContainer(CleanupSchedule,
+class PersistentSessionDataContainer(SessionExpiry, CleanupSchedule,
+                                     LegacyAdoption, PrincipalSessions,
                                      zope.location.Location,
                                      persistent.Persistent):
     """See `IExpiringSessionDataContainer` and
@@ -73,6 +72,8 @@ class PersistentSessionDataContainer(CleanupSchedule,
     cleanupPeriod = Setting(_SETTINGS['cleanupPeriod'])
     cleanupBatch = Setting(_SETTINGS['cleanupBatch'])
     cleanerThread = Setting(_SETTINGS['cleanerThread'])
+    longestTimeout = Setting(_SETTINGS['longestTimeout'])
+    longestLifetime = Setting(_SETTINGS['longestLifetime'])
 
     #: See `ISessionDataContainerMaintenance`.
     indexStep = 60
@@ -84,52 +85,9 @@ class PersistentSessionDataContainer(CleanupSchedule,
     # The cleaner started for this object (False: none to start).
     _v_cleaner = None
 
-    #: While a site moves from zope.session (see
-    #: `zope_sessionx.migration.SiteMigration`): zope.session's container
-    #: whose live sessions this one adopts on first use.
-    legacySource = None
-
     def __init__(self):
         self._store = SessionStore()
         self._reschedule(self.now())
-
-    # -- time ---------------------------------------------------------------
-
-    def now(self):
-        """See `IExpiringSessionDataContainer`."""
-        return currentTime()
-
-    def effectiveResolution(self):
-        """See `IExpiringSessionDataContainer`."""
-        if self.timeout and self.resolution:
-            return min(self.resolution, self.timeout / 8)
-        return self.resolution
-
-    def expiresAt(self, session_data):
-        """See `IExpiringSessionDataContainer`."""
-        due = None
-        if self.timeout:
-            due = session_data.getLastAccessTime() + self.timeout
-        if self.maxLifetime:
-            end = session_data.created + self.maxLifetime
-            due = end if due is None else min(due, end)
-        return due
-
-    def isExpired(self, session_data, now=None):
-        """See `IExpiringSessionDataContainer`."""
-        due = self.expiresAt(session_data)
-        if due is None:
-            return False
-        return due < (self.now() if now is None else now)
-
-    def _expiryReason(self, session_data):
-        # Whichever limit was reached first ended the session.
-        if self.maxLifetime:
-            end = session_data.created + self.maxLifetime
-            if (not self.timeout or end
-                    <= session_data.getLastAccessTime() + self.timeout):
-                return LIFETIME
-        return TIMEOUT
 
     def _indexEntry(self, session_data, key):
         due = self.expiresAt(session_data)
@@ -191,7 +149,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
         if not self._live(session_data, now):
             raise KeyError(client_id)
         if (self.timeout and session_data.getLastAccessTime()
-                + self.effectiveResolution() < now):
+                + self.effectiveResolution(session_data) < now):
             # Only the session's access-time record is written.  Its index
             # entry still says when it would have expired without this
             # access; the cleaner, finding it then, re-indexes it.
@@ -211,27 +169,6 @@ class PersistentSessionDataContainer(CleanupSchedule,
         if jar is not None:
             CommitGuard.limit(jar.transaction_manager.get(), self.now,
                               due + self.grace / 2)
-        return True
-
-    def _lookup(self, client_id):
-        """The stored session of *client_id*, expired or not, or None."""
-        key = digest(client_id)
-        session_data = self._store.sessions.get(key)
-        if (session_data is None and self.legacySource is not None
-                and self.adoptLegacySession(client_id)):
-            session_data = self._store.sessions.get(key)
-        return session_data
-
-    def adoptLegacySession(self, client_id):
-        """See `ISessionDataContainerMaintenance`."""
-        source = self.legacySource
-        old = liveLegacySession(source, client_id, self.now())
-        if client_id in source.data:
-            del source.data[client_id]
-        if (old is None
-                or self._store.sessions.get(digest(client_id)) is not None):
-            return False
-        self[client_id] = copyLegacySession(old)
         return True
 
     def peek(self, client_id, default=None):
@@ -267,7 +204,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
         elif previous is not session_data:
             reason = (self._expiryReason(previous)
                       if self.isExpired(previous, now) else INVALIDATED)
-            self._dropped(previous, reason, client_id)
+            self._dropped(key, previous, reason, client_id)
         if not session_data.created:
             session_data.created = now
         session_data.setLastAccessTime(now)
@@ -284,8 +221,9 @@ class PersistentSessionDataContainer(CleanupSchedule,
             if len(self) >= limit:
                 raise SessionLimitError(limit)
 
-    def _dropped(self, session_data, reason, client_id=None, guard=False,
-                 mark=True):
+    def _dropped(self, key, session_data, reason, client_id=None,
+                 guard=False, mark=True):
+        self._unindexPrincipal(key, session_data)
         if mark:
             # Written, so that a request touching it concurrently
             # conflicts.
@@ -313,7 +251,7 @@ class PersistentSessionDataContainer(CleanupSchedule,
         store = self._store
         del store.sessions[key]
         store.count.change(-1)
-        self._dropped(session_data, reason, client_id, guard, mark)
+        self._dropped(key, session_data, reason, client_id, guard, mark)
 
     def __delitem__(self, client_id):
         """See `IExpiringSessionDataContainer`."""
@@ -346,16 +284,17 @@ class PersistentSessionDataContainer(CleanupSchedule,
         present = sessions.get(new_key)
         if present is not None and not self.isExpired(present, now):
             if moving is not None:
-                self._dropped(moving, INVALIDATED, old_client_id)
+                self._dropped(old_key, moving, INVALIDATED, old_client_id)
             return present
         if moving is None:
             return None
         if present is None:
             store.count.change(1)
         else:
-            self._dropped(present, self._expiryReason(present),
+            self._dropped(new_key, present, self._expiryReason(present),
                           new_client_id)
         moved = self._successor(moving)
+        self._reindexPrincipal(old_key, new_key, moved)
         sessions[new_key] = moved
         store.index.insert(self._indexEntry(moved, new_key))
         return moved
@@ -368,6 +307,9 @@ class PersistentSessionDataContainer(CleanupSchedule,
         moved = SessionData()
         moved.created = session_data.created
         moved.setLastAccessTime(session_data.getLastAccessTime())
+        if session_data.principal is not None:
+            moved.principal = session_data.principal
+            moved.label = session_data.label
         for pkg_id, pkg_data in session_data.items():
             moved[pkg_id] = pkg_data
         session_data.markRemoved()

@@ -197,6 +197,14 @@ class SessionData(persistent.Persistent):
     """
 
     created = 0
+    #: See `ISessionData`: set, with the label, at log-in.
+    principal = None
+    #: See `ISessionData`.
+    label = None
+    #: See `ISessionData`: the session's own idle timeout, or None.
+    timeout = None
+    #: See `ISessionData`: the session's own lifetime, or None.
+    maxLifetime = None
 
     def __init__(self):
         self._pkgs = {}

@@ -78,7 +78,8 @@ def closeDatabases():
 
 #: The settings a stored container takes.
 _SETTINGS = ('timeout', 'resolution', 'maxLifetime', 'targetNumber',
-             'maxNumber', 'cleanupPeriod', 'cleanupBatch', 'cleanerThread')
+             'maxNumber', 'cleanupPeriod', 'cleanupBatch', 'cleanerThread',
+             'longestTimeout', 'longestLifetime')
 
 
 @implementer(IExpiringSessionDataContainer, ISessionDataContainerMaintenance)

@@ -25,6 +25,7 @@ from zope.traversing.interfaces import ITraversable
 from zope_sessionx._field import FieldProperty
 from zope_sessionx.clock import currentTime
 from zope_sessionx.interfaces import COOKIE
+from zope_sessionx.interfaces import COOKIE_LIFETIME_KEY
 from zope_sessionx.interfaces import FORM
 from zope_sessionx.interfaces import NEW
 from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
@@ -313,10 +314,16 @@ class CookieClientIdManager(zope.location.Location, Persistent):
             annotations[_ID_KEY] = new
         return new
 
+    def _lifetime(self, request):
+        # A session with an expiry of its own says how long its cookie
+        # lasts (see ISessionLifetime).
+        return request.annotations.get(COOKIE_LIFETIME_KEY,
+                                       self.cookieLifetime)
+
     def refreshCookie(self, request):
         """See `ICookieClientIdManager`."""
-        if (self.cookieLifetime is None or self.thirdparty
-                or self.getClientIdSource(request) != COOKIE):
+        if (self._lifetime(request) is None or self.thirdparty
+                or self.getClientIdSource(request) not in (COOKIE, NEW)):
             return
         self.setRequestId(request, self.getRequestId(request))
 
@@ -372,8 +379,9 @@ class CookieClientIdManager(zope.location.Location, Persistent):
         if COOKIE not in self.namespaces:
             return
         options = self._cookieOptions(request)
-        if self.cookieLifetime is not None:
-            seconds = self.cookieLifetime or MAX_COOKIE_LIFETIME
+        lifetime = self._lifetime(request)
+        if lifetime is not None:
+            seconds = lifetime or MAX_COOKIE_LIFETIME
             options['max_age'] = seconds
             options['expires'] = formatdate(
                 currentTime() + seconds, localtime=False, usegmt=True)

@@ -434,6 +434,28 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         min=0,
     )
 
+    longestTimeout = schema.Int(
+        title=_("Longest idle timeout of a session"),
+        description=_(
+            "The longest idle timeout a session may be given of its own "
+            "(a 'remember me' log-in, say), in seconds.  0, or less than "
+            "the timeout: no session may be given more than the timeout."),
+        default=0,
+        required=True,
+        min=0,
+    )
+
+    longestLifetime = schema.Int(
+        title=_("Longest lifetime of a session"),
+        description=_(
+            "The longest lifetime a session may be given of its own, in "
+            "seconds.  0, or less than maxLifetime: no session may be "
+            "given more than maxLifetime."),
+        default=0,
+        required=True,
+        min=0,
+    )
+
     targetNumber = schema.Int(
         title=_("Target number of sessions"),
         description=_(
@@ -485,18 +507,54 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
     def now():
         """Return the current time as the container sees it (`IClock`)."""
 
-    def effectiveResolution():
+    def effectiveResolution(session_data=None):
         """Return the seconds between two recordings of the access time.
 
         ``min(resolution, timeout / 8)`` when both are positive, so that a
-        session in use never times out; `resolution` otherwise.
+        session in use never times out; `resolution` otherwise.  The
+        timeout is *session_data*'s (see `timeoutOf`), if given.
         """
 
     def expiresAt(session_data):
         """Return the epoch time *session_data* expires at, or ``None``.
 
-        The earlier of last access + `timeout` and creation +
-        `maxLifetime`, ignoring settings that are 0.
+        The earlier of last access + `timeoutOf` and creation +
+        `lifetimeOf`, ignoring those that are 0.
+        """
+
+    def timeoutOf(session_data):
+        """The idle timeout of *session_data*: its own (see `setExpiry`),
+        bounded by the larger of `timeout` and `longestTimeout`, or else
+        `timeout`.
+
+        .. versionadded:: 0.1
+        """
+
+    def lifetimeOf(session_data):
+        """The lifetime of *session_data*: its own, bounded by the larger
+        of `maxLifetime` and `longestLifetime`, or else `maxLifetime`.
+
+        .. versionadded:: 0.1
+        """
+
+    def checkExpiry(timeout=None, maxLifetime=None):
+        """Raise `InvalidSettingError`, naming the value, if `setExpiry`
+        would refuse *timeout* or *maxLifetime*: not a whole number of
+        seconds of at least 1, longer than the container allows, or for a
+        container without that limit of its own (`timeout` or
+        `maxLifetime` 0).
+
+        .. versionadded:: 0.1
+        """
+
+    def setExpiry(client_id, timeout=None, maxLifetime=None):
+        """Give the live session of *client_id* its own idle timeout and
+        lifetime (None: the container's); return it, or None if there is
+        none.  Checked first (see `checkExpiry`): nothing is stored if
+        either is refused.  Reading, the cleaner's index and its cost
+        honour them.
+
+        .. versionadded:: 0.1
         """
 
     def isExpired(session_data, now=None):
@@ -595,6 +653,21 @@ class ISessionDataContainerMaintenance(Interface):
         removing in the same transaction makes every session copied at
         most once: two transactions adopting the same session conflict.
         """
+
+    def setPrincipal(client_id, principal_id, label=None):
+        """Record that the live session of *client_id* belongs to
+        *principal_id* (a string), with *label*, and index it so; return
+        the session, or None if there is none.  Nothing is written if it
+        already says so."""
+
+    def principalSessions(principal_id):
+        """The live sessions of *principal_id*: a list of (digest of the
+        client id, `ISessionData`).  Writes nothing."""
+
+    def removeSession(key):
+        """Remove the session stored under the digest *key* (as
+        invalidated: its record is marked removed, so that requests still
+        using it conflict); return whether there was one."""
 
     def sweep():
         """Remove every expired session now; return how many.
@@ -803,6 +876,9 @@ class ICleanupRoundEvent(Interface):
 class ISession(Interface):
     """Gives the `ISessionPkgData` of a request's client for a product id.
 
+    zope_sessionx's `~zope_sessionx.session.Session` also provides
+    `IPrincipalSessions` and `ISessionLifetime`.
+
     For example::
 
         session = ISession(request)[product_id]
@@ -860,6 +936,105 @@ class ISession(Interface):
         """
 
 
+class IPrincipalSession(Interface):
+    """One live session of a principal, as `ISession.principalSessions`
+    lists it (across every container).
+
+    .. versionadded:: 0.1
+    """
+
+    handle = Attribute(
+        "Names the session for `ISession.endSession`: a digest of its "
+        "client id (32 hexadecimal digits), never the id itself.")
+    created = Attribute("Epoch time the session was created.")
+    lastUsed = Attribute(
+        "Epoch time its access was last recorded (see the resolution).")
+    label = Attribute(
+        "What the application called it at log-in (say, 'Firefox on "
+        "Linux'), or None.")
+    current = Attribute("Whether it is the current request's session.")
+
+
+class IPrincipalSessions(Interface):
+    """The sessions of one principal: listed and ended by their owner.
+
+    `ISession` provides it for the request's principal (the one
+    `setPrincipal` recorded).
+
+    .. versionadded:: 0.1
+    """
+
+    def setPrincipal(principal_id, label=None):
+        """Record that the client's session belongs to *principal_id*.
+
+        Call it at log-in, after `ISession.rotateClientId`.  The client's
+        session in every container that has one is listed under the
+        principal from now on (a session is created in the unnamed
+        container if it has none anywhere), with *label*, if given (at
+        most `MAX_LABEL_LENGTH` characters; nothing is stored otherwise).
+        Writes the session's record and one index entry per container;
+        a later call with the same principal and label writes nothing.
+        Raises `InvalidSettingError` (``principal`` or ``label``), storing
+        nothing, for a principal id that is not a non-empty string or a
+        label too long or not a string.
+        """
+
+    principal = Attribute(
+        "The principal id the client's session belongs to, or None.")
+
+    def principalSessions():
+        """The live sessions of the client's principal, as
+        `IPrincipalSession` objects, most recently used first; empty if
+        the session has no principal.  Writes nothing."""
+
+    def endSession(handle):
+        """End the principal's session *handle* names (see
+        `IPrincipalSession.handle`) in every container.  Ending one that
+        is gone, or not the principal's, does nothing.  Returns whether
+        one was ended."""
+
+    def endOtherSessions():
+        """End every session of the principal but the current one (after
+        a password change, say); return how many."""
+
+    def endAllSessions():
+        """End every session of the principal, the current one included
+        (log out everywhere); return how many.  The client drops its id
+        cookie, as with `ISession.invalidate`."""
+
+
+class ISessionLifetime(Interface):
+    """A session's own expiry: "remember me".
+
+    `ISession` (zope_sessionx's `~zope_sessionx.session.Session`)
+    provides it.
+
+    .. versionadded:: 0.1
+    """
+
+    def setExpiry(timeout=None, maxLifetime=None):
+        """Give the client's session its own idle timeout and lifetime,
+        in seconds (None: the container's), in every container that holds
+        it (it is created in the unnamed container if none does).
+
+        Each container bounds them by its ``longestTimeout`` and
+        ``longestLifetime``: a value above the bound of any of them
+        raises `InvalidSettingError`, naming it, and nothing is stored.
+        The id cookie is sent again, lasting as long as the session can
+        (its lifetime, else its timeout), also when the manager sends a
+        cookie without an expiry date, and kept so when it is refreshed.
+        """
+
+
+#: The request annotation holding how long the id cookie lasts, in
+#: seconds, when the client's session has its own expiry (see
+#: `ISessionLifetime`); the manager's ``cookieLifetime`` otherwise.
+COOKIE_LIFETIME_KEY = 'zope_sessionx.cookieLifetime'
+
+#: The longest label `IPrincipalSessions.setPrincipal` stores.
+MAX_LABEL_LENGTH = 200
+
+
 class INoTouchRequest(Interface):
     """A request that reads session data without keeping the session
     alive.
@@ -912,6 +1087,21 @@ class ISessionData(IMapping):
         default=0,
         required=True,
     )
+
+    principal = Attribute(
+        "The id of the principal the session belongs to (see "
+        "`IPrincipalSessions.setPrincipal`), or None.")
+
+    timeout = Attribute(
+        "The session's own idle timeout in seconds (see "
+        "`ISessionLifetime.setExpiry`), or None: the container's.")
+
+    maxLifetime = Attribute(
+        "The session's own lifetime in seconds, or None: the "
+        "container's.")
+
+    label = Attribute(
+        "What the application called the session at log-in, or None.")
 
 
 class ISessionDataRemoval(Interface):

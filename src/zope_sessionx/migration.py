@@ -28,7 +28,8 @@ __all__ = [
 OLD_IDS = 'zope.session.interfaces.IClientIdManager'
 OLD_CONTAINERS = 'zope.session.interfaces.ISessionDataContainer'
 
-#: zope.session's cookie settings that zope_sessionx's manager shares.
+#: zope.session's cookie settings that zope_sessionx's manager shares
+#: (zope.session 4.0 and later have them all).
 COOKIE_SETTINGS = ('cookieLifetime', 'thirdparty', 'domain', 'secure',
                    'postOnly', 'httpOnly')
 
@@ -151,8 +152,7 @@ class SiteMigration:
                 manager.secrets = (self.secret, old.secret)
                 manager.acceptLegacyIds = True
                 for setting in COOKIE_SETTINGS:
-                    if hasattr(old, setting):
-                        setattr(manager, setting, getattr(old, setting))
+                    setattr(manager, setting, getattr(old, setting))
                 self._add('ids', name, manager, IClientIdManager)
                 done.append('client id manager {!r}: cookie {!r}, a fresh '
                             'secret, zope.session\'s ids accepted'

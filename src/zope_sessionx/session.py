@@ -18,6 +18,7 @@ from zope_sessionx.container import PersistentSessionDataContainer
 from zope_sessionx.data import SessionData
 from zope_sessionx.data import SessionPkgData
 from zope_sessionx.http import digestEncode
+from zope_sessionx.interfaces import COOKIE_LIFETIME_KEY
 from zope_sessionx.interfaces import NEW
 from zope_sessionx.interfaces import PREVIOUS_CLIENT_ID_KEY
 from zope_sessionx.interfaces import IClientId
@@ -25,13 +26,16 @@ from zope_sessionx.interfaces import IClientIdManager
 from zope_sessionx.interfaces import ICookieClientIdManager
 from zope_sessionx.interfaces import IExpiringSessionDataContainer
 from zope_sessionx.interfaces import INoTouchRequest
+from zope_sessionx.interfaces import IPrincipalSessions
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionData
 from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
 from zope_sessionx.interfaces import ISessionDataRemoval
+from zope_sessionx.interfaces import ISessionLifetime
 from zope_sessionx.interfaces import ISessionPkgData
 from zope_sessionx.interfaces import SessionError
+from zope_sessionx.principals import RequestPrincipals
 from zope_sessionx.ram import RAMSessionDataContainer
 from zope_sessionx.rollback import CookieRollback
 
@@ -122,9 +126,9 @@ class ClientId(str):
         return str.__new__(cls, client_id)
 
 
-@implementer(ISession)
+@implementer(ISession, IPrincipalSessions, ISessionLifetime)
 @zope.component.adapter(IRequest)
-class Session:
+class Session(RequestPrincipals):
     """See `ISession`.
 
     No client id is issued and nothing is stored until session data is
@@ -175,8 +179,17 @@ class Session:
                 and session_data.getLastAccessTime() >= int(now())):
             # Its access time was recorded just now: a good moment, once
             # per resolution, to renew a cookie of finite lifetime.
+            self._cookieFor(sdc, session_data)
             self._refreshCookie()
         return session_data
+
+    def _cookieFor(self, sdc, session_data):
+        # A session with an expiry of its own keeps its cookie as long as
+        # it can last.
+        if getattr(session_data, 'timeout', None) or getattr(
+                session_data, 'maxLifetime', None):
+            self.request.annotations[COOKIE_LIFETIME_KEY] = (
+                sdc.lifetimeOf(session_data) or sdc.timeoutOf(session_data))
 
     def _refreshCookie(self):
         manager = zope.component.getUtility(IClientIdManager)
@@ -294,6 +307,36 @@ class Session:
         if annotations.get(_ROLLBACK_KEY) is not txn:
             annotations[_ROLLBACK_KEY] = txn
             txn.join(CookieRollback(self.request, manager, tm))
+
+    def setExpiry(self, timeout=None, maxLifetime=None):
+        """See `ISessionLifetime`."""
+        containers = [sdc for sdc in _containers()
+                      if IExpiringSessionDataContainer.providedBy(sdc)]
+        for sdc in containers:
+            sdc.checkExpiry(timeout, maxLifetime)
+        client_id = _getClientId(self.request)
+        found = [(sdc, session_data) for sdc, session_data in (
+                     (sdc, sdc.setExpiry(client_id, timeout, maxLifetime))
+                     for sdc in containers) if session_data is not None]
+        if not found:
+            sdc = zope.component.getUtility(ISessionDataContainer)
+            if sdc in containers:
+                client_id = self._strictId(client_id)
+                sdc[client_id] = SessionData()
+                found = [(sdc, sdc.setExpiry(client_id, timeout,
+                                             maxLifetime))]
+        self.request.annotations.pop(COOKIE_LIFETIME_KEY, None)
+        for sdc, session_data in found:
+            self._cookieFor(sdc, session_data)
+        self._refreshCookie()
+
+    # -- hooks of RequestPrincipals -----------------------------------------
+
+    def _clientId(self, create=True):
+        return _getClientId(self.request, create)
+
+    def _containers(self):
+        return _containers()
 
     # Without these, ``x in session`` and ``iter(session)`` would fall back
     # on calling __getitem__ with 0, 1, 2, ... which never ends.  The two

@@ -31,11 +31,14 @@ __all__ = [
     'ExpiryIndex',
     'ExpiryIndexShard',
     'Lease',
+    'PrincipalIndex',
+    'PrincipalIndexShard',
     'Schedule',
     'SessionStore',
     'SessionTree',
     'Sessions',
     'digest',
+    'principalKey',
 ]
 
 
@@ -166,6 +169,53 @@ class ExpiryIndex:
         return entries
 
 
+class PrincipalIndexShard(OOTreeSet):
+    """One shard of `PrincipalIndex`.  See `SessionTree` for the sizes."""
+
+    max_leaf_size = 16
+    max_internal_size = 16
+
+
+def principalKey(principal_id):
+    """The 16 byte key a principal's entries start with."""
+    return digest(principal_id)
+
+
+class PrincipalIndex:
+    """Which sessions belong to which principal: entries "principal key
+    (16 bytes) + session digest (16 bytes)", in 16 independent
+    `PrincipalIndexShard` trees (the principal key's first byte picks
+    one), so that a principal's sessions are one range of one tree.
+
+    Written only when a session is given a principal (at log-in), moves
+    or is removed; a log-in inserts one entry: one small bucket.  Two
+    sessions of one principal logging in at once insert different keys,
+    which the bucket merges.  Not persistent itself, like `Sessions`.
+    """
+
+    shards = 16
+
+    def __init__(self):
+        self.trees = tuple(PrincipalIndexShard() for _ in range(self.shards))
+
+    def _tree(self, principal):
+        return self.trees[principal[0] % len(self.trees)]
+
+    def insert(self, principal, key):
+        self._tree(principal).insert(principal + key)
+
+    def remove(self, principal, key):
+        tree = self._tree(principal)
+        if principal + key in tree:
+            tree.remove(principal + key)
+
+    def keys(self, principal):
+        """The digests of the sessions of *principal*."""
+        size = len(principal)
+        return [entry[size:] for entry in self._tree(principal).keys(
+            min=principal, max=principal + b'\xff' * 16)]
+
+
 class Schedule(persistent.Persistent):
     """When the cleaner next has work, so that asking costs one record.
 
@@ -209,10 +259,11 @@ class SessionStore:
     """Everything a container stores besides its settings.
 
     ``sessions`` (`Sessions`), ``index`` (`ExpiryIndex`), ``count`` (a
-    `BTrees.Length.Length`), ``lease`` (`Lease`) and ``schedule``
-    (`Schedule`).  Not persistent itself: it is pickled in the record of
-    its holder and never changes; what changes are the persistent objects
-    it refers to, each its own record.
+    `BTrees.Length.Length`), ``lease`` (`Lease`), ``schedule``
+    (`Schedule`) and ``principals`` (`PrincipalIndex`).  Not persistent
+    itself: it is pickled in the record of its holder and never changes;
+    what changes are the persistent objects it refers to, each its own
+    record.
     """
 
     def __init__(self):
@@ -221,3 +272,4 @@ class SessionStore:
         self.count = Length()
         self.lease = Lease()
         self.schedule = Schedule()
+        self.principals = PrincipalIndex()

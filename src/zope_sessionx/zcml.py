@@ -85,6 +85,8 @@ class IContainerDirective(Interface):
     cleanupPeriod = _int('Cleanup period')
     cleanupBatch = _int('Cleanup batch')
     cleanerThread = _bool('Cleaner thread')
+    longestTimeout = _int('Longest timeout a session may be given')
+    longestLifetime = _int('Longest lifetime a session may be given')
 
 
 def _given(settings):

@@ -3,9 +3,11 @@
 Every page reads or writes the data of one package id, ``PKG``.
 """
 import html
+import time
 
 from zope.component import getUtility
 
+from zope_sessionx.interfaces import MAX_LABEL_LENGTH
 from zope_sessionx.interfaces import ISession
 from zope_sessionx.interfaces import ISessionDataContainer
 
@@ -17,6 +19,7 @@ PAGE = '''<!DOCTYPE html>
 <body>
 <nav><a href="index.html">Counter</a> | <a href="form.html">Form</a> |
 <a href="value.html">Template</a> | <a href="login.html">Log in</a> |
+<a href="sessions.html">Your sessions</a> |
 <a href="logout.html">Log out</a> | <a href="admin.html">Admin</a></nav>
 <h1>{title}</h1>
 {body}
@@ -84,15 +87,57 @@ class Login(_Page):
     def __call__(self):
         name = self.request.form.get('name', '').strip()
         if self.request.method == 'POST' and name:
+            session = ISession(self.request)
             # Against session fixation: a new id at every log-in.
-            ISession(self.request).rotateClientId()
+            session.rotateClientId()
             self.data['user'] = name
+            # Whose session it is, and how the visitor will recognise it
+            # on "Your sessions".
+            agent = self.request.get('HTTP_USER_AGENT', '')
+            session.setPrincipal(name, agent[:MAX_LABEL_LENGTH] or None)
             return self.page('<p>Welcome, <b id="user">{}</b>.</p>'.format(
                 html.escape(name)))
         return self.page(
             '<form method="post" action="login.html">'
             '<input name="name"><button type="submit">Log in</button>'
             '</form>')
+
+
+class Sessions(_Page):
+    """Where the visitor is logged in; log out everywhere else."""
+
+    title = 'Your sessions'
+
+    def __call__(self):
+        session = ISession(self.request)
+        if self.request.method == 'POST':
+            handle = self.request.form.get('end')
+            if handle:
+                session.endSession(handle)
+            else:
+                session.endOtherSessions()
+        if session.principal is None:
+            return self.page('<p id="none">Log in to see your sessions.</p>')
+        rows = ''.join(
+            '<tr class="session"><td>{}</td><td>{}</td><td>{}</td><td>{}'
+            '</td></tr>'.format(
+                html.escape(found.label or 'unnamed'), _when(found.created),
+                _when(found.lastUsed),
+                '<b class="current">this one</b>' if found.current else
+                '<form method="post" action="sessions.html">'
+                '<button name="end" value="{}">End</button></form>'.format(
+                    found.handle))
+            for found in session.principalSessions())
+        return self.page(
+            '<table><tr><th>Device</th><th>Since</th><th>Last used</th>'
+            '<th></th></tr>{}</table>'
+            '<form method="post" action="sessions.html">'
+            '<button id="others" type="submit">Log out everywhere else'
+            '</button></form>'.format(rows))
+
+
+def _when(t):
+    return time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t))
 
 
 class Logout(_Page):

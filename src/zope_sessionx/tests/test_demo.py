@@ -108,6 +108,39 @@ class DemoTests(_DemoTestCase):
         stranger.set_cookie(COOKIE, before)
         self.assertEqual(count(stranger.get('/index.html')), 1)
 
+    def test_your_sessions_and_log_out_everywhere_else(self):
+        self._start()
+        browsers = []
+        for agent in ('Laptop browser', 'Phone browser', None):
+            browser = webtest.TestApp(
+                self.demo.wsgi,
+                extra_environ={'HTTP_USER_AGENT': agent} if agent else {})
+            form = browser.get('/login.html').forms[0]
+            form['name'] = 'ann'
+            form.submit()
+            browsers.append(browser)
+        laptop, phone, third = browsers
+        page = laptop.get('/sessions.html')
+        self.assertEqual(page.text.count('class="session"'), 3)
+        self.assertIn('Phone browser', page.text)
+        self.assertIn('unnamed', page.text)
+        self.assertEqual(page.text.count('class="current"'), 1)
+        # End the third one by its button ...
+        handle = re.search(r'<td>unnamed</td>.*?name="end" value="(\w+)"',
+                           page.text).group(1)
+        page = laptop.post('/sessions.html', {'end': handle})
+        self.assertEqual(page.text.count('class="session"'), 2)
+        self.assertNotIn('unnamed', page.text)
+        # ... then every other one.
+        page = page.forms[len(page.forms) - 1].submit()
+        self.assertEqual(page.text.count('class="session"'), 1)
+        self.assertIn('Laptop browser', page.text)
+        # The phone is logged out: its counter starts again.
+        self.assertEqual(count(phone.get('/index.html')), 1)
+        self.assertNotIn('id="user"', phone.get('/index.html').text)
+        self.assertIn('id="none"', phone.get('/sessions.html').text)
+        self.assertIn('id="user">ann<', laptop.get('/index.html').text)
+
     def test_logout_ends_the_session(self):
         browser = self._start()
         browser.get('/index.html')

@@ -350,3 +350,75 @@ class SiteMigrationTests(unittest.TestCase):
         status, out, err = run(None, *argv[:4] + ['/Nowhere'] + argv[5:])
         self.assertEqual((status, err), (
             2, "zope-sessionx: no site at '/Nowhere' in the database\n"))
+
+    def test_names_taken_in_the_folder_are_not_reused(self):
+        tm, sm = self._open()
+        sm['default']['zope_sessionx-ids'] = zope.session.session.SessionData()
+        self._migration(tm, sm).run()
+        tm.begin()
+        self.assertIsInstance(sm['default']['zope_sessionx-ids_'],
+                              CookieClientIdManager)
+
+    def test_finish_refuses_while_sessions_are_left(self):
+        tm, sm = self._open()
+        migration = self._migration(tm, sm)
+        migration.prepare()
+        tm.begin()
+        self.assertRaises(ValueError, migration.finish)
+
+    def test_gives_up_after_conflicts_and_says_run_again(self):
+        from unittest import mock
+
+        from ZODB.POSException import ConflictError
+        tm, sm = self._open()
+        migration = self._migration(tm, sm)
+        migration.prepare()
+
+        def conflicting():
+            raise ConflictError('meanwhile')
+
+        with mock.patch.object(tm, 'commit', conflicting):
+            with self.assertRaises(ConflictError) as caught:
+                migration.copy()
+        self.assertIn('run the migration again', str(caught.exception))
+        self.assertEqual(migration.conflicts, migration.max_attempts)
+        # The command says so in one line.
+        from zope_sessionx import migration as module
+        from zope_sessionx.tests.test_cli import _CommandLineTestCase
+        with mock.patch.object(module.SiteMigration, 'copy',
+                               side_effect=ConflictError('gave up; run it '
+                                                         'again')):
+            status, out, err = _CommandLineTestCase._run(
+                None, 'migrate', '--database', self.uri, '--site',
+                '/Application')
+        self.assertEqual(status, 2)
+        self.assertEqual(len(err.splitlines()), 1)
+        self.assertIn('run it again', err)
+
+    def test_command_on_a_terminal_shows_a_bar(self):
+        import io
+        from unittest import mock
+
+        from tqdm import tqdm
+
+        from zope_sessionx.tests.test_cli import _CommandLineTestCase
+        shown = io.StringIO()
+        with mock.patch('zope_sessionx.cli._bar',
+                        lambda total: tqdm(total=total, file=shown)):
+            status, out, err = _CommandLineTestCase._run(
+                None, 'migrate', '--database', self.uri, '--site',
+                '/Application')
+        self.assertEqual(status, 0)
+        self.assertNotIn('moved 3 of 3 sessions', out)
+        self.assertIn('3/3', shown.getvalue())
+
+    def test_check_a_migrated_site(self):
+        from zope_sessionx.tests.test_cli import _CommandLineTestCase
+        tm, sm = self._open()
+        self._migration(tm, sm).run()
+        status, out, err = _CommandLineTestCase._run(
+            None, 'check', '--database', self.uri, '--site', '/Application',
+            '--container',
+            '/Application/++etc++site/default/zope_sessionx-sessions')
+        self.assertNotIn('zope.session', out)
+        self.assertNotIn('signing secret', out)

@@ -191,6 +191,7 @@ class PersistedClassesTests(ComponentsTestCase):
             sdc.timeout, sdc.resolution, sdc.maxLifetime = 600, 60, 7200
             sdc.targetNumber, sdc.maxNumber = 100, 1000
             sdc.cleanupPeriod, sdc.cleanupBatch = 5, 20
+            sdc.longestTimeout, sdc.longestLifetime = 7200, 86400
             # (Only while a site moves from zope.session.)
             sdc.legacySource = (
                 zope.session.session.PersistentSessionDataContainer())
@@ -200,6 +201,9 @@ class PersistedClassesTests(ComponentsTestCase):
             data = sdc[client] = SessionData()
             data['pkg'] = SessionPkgData()
             data['pkg']['key'] = client
+        tm.commit()
+        sdc.setPrincipal('a', 'alice', 'Laptop')
+        sdc.setExpiry('a', 3600, 14400)
         tm.commit()
         del sdc['b']
         sdc.lease.acquire('me', self.clock(), 10)

@@ -8,8 +8,9 @@ import unittest
 PACKAGE = pathlib.Path(__file__).resolve().parents[1]
 
 #: Each module may import only modules before it (docs/design.rst).
-ORDER = ['interfaces', 'clock', 'events', '_field', 'data', 'legacy',
-         'guard', 'storage', 'cleanup', 'schedule', 'container', 'ram',
+ORDER = ['interfaces', 'clock', 'events', '_field', 'data', 'guard',
+         'storage', 'legacy', 'principals', 'expiry', 'cleanup', 'schedule',
+         'container', 'ram',
          'database', 'http', 'rollback', 'session', 'zcml', 'bootstrap',
          'transfer', 'migration', 'cli']
 

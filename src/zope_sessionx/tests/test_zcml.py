@@ -102,12 +102,15 @@ class DirectivesTests(ComponentsTestCase):
 
     def test_container_in_a_database_named_by_uri(self):
         self._load('<sessions:container database="{}" timeout="600"'
-                   ' maxLifetime="86400" cleanerThread="false" />'
+                   ' maxLifetime="86400" cleanerThread="false"'
+                   ' longestTimeout="2592000" longestLifetime="7776000" />'
                    '<sessions:container name="my.wizard" database="{}"'
                    ' timeout="60" cleanerThread="false" />'
                    .format(self.uri, self.uri))
         sdc = zope.component.getUtility(ISessionDataContainer)
         self.assertEqual((sdc.timeout, sdc.maxLifetime), (600, 86400))
+        self.assertEqual((sdc.longestTimeout, sdc.longestLifetime),
+                         (30 * 86400, 90 * 86400))
         wizard = zope.component.getUtility(ISessionDataContainer,
                                            'my.wizard')
         self.assertEqual(wizard.timeout, 60)
