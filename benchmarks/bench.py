@@ -23,7 +23,9 @@ Measures, for both packages installed in this environment:
    loaded and bytes written per removed session, the requests' median
    with the cleaner idle and at work, the slowest request during cleanup,
    and the objects a round with nothing to remove loads (``--gc-freeze``:
-   the same after ``gc.freeze()``).
+   the same after ``gc.freeze()``);
+4. what the principal index costs: records and bytes of a log-in with
+   and without ``setPrincipal``, and of a read-only request.
 
 Prints tables with zope_sessionx / zope.session ratios (below 1.0 means
 zope_sessionx needs less).
@@ -476,6 +478,70 @@ def cleanupRun(impl, size, idle_seconds=2.0, freeze=False):
         gc.unfreeze()
 
 
+# -- 4. the principal index ---------------------------------------------------
+
+def principalCost(sessions, logins=200):
+    """What the principal index costs, on a FileStorage of *sessions*
+    sessions (zope_sessionx only: zope.session has no such index).
+
+    A log-in rotates the client's id, with and without `setPrincipal`;
+    a read-only request reads the session of a client with a principal.
+    Returns records and bytes written per request.
+    """
+    logins = min(logins, sessions // 4)
+    directory = tempfile.mkdtemp(prefix='bench-principals-')
+    path = os.path.join(directory, 'Data.fs')
+    db = ZODB.DB(FileStorage(path), cache_size=20000)
+    conn = db.open()
+    try:
+        api = impls.configure('zope_sessionx', conn.root())
+        clients = impls.populate('zope_sessionx', api, conn.root(), sessions)
+        ISession = api.interfaces.ISession
+        results = {}
+        for name, principal in (('log-in', False),
+                                ('log-in with setPrincipal', True)):
+            before = db.lastTransaction()
+            size = os.path.getsize(path)
+            for n in range(logins):
+                request_ = request(clients.pop())
+                session = ISession(request_)
+                session['products.bench'].get('k')
+                session.rotateClientId()
+                if principal:
+                    session.setPrincipal('user%d' % (n % 50), 'Browser')
+                transaction.commit()
+            records = sum(count for _, count, _ in
+                          _transactions(path, before))
+            results[name] = {
+                'records': records / logins,
+                'bytes': (os.path.getsize(path) - size) / logins}
+        # Read-only requests of clients with a principal.
+        logged = []
+        for n in range(logins):
+            client_id = clients.pop()
+            session = ISession(request(client_id))
+            session['products.bench'].get('k')
+            session.setPrincipal('user%d' % (n % 50))
+            logged.append(client_id)
+        transaction.commit()
+        size = os.path.getsize(path)
+        for client_id in logged:
+            session = ISession(request(client_id))
+            session['products.bench'].get('k')
+            session.principalSessions()
+            transaction.commit()
+        results['read-only request, with a principal'] = {
+            'records': 0.0,
+            'bytes': (os.path.getsize(path) - size) / logins}
+        return results
+    finally:
+        transaction.abort()
+        conn.close()
+        db.close()
+        zope.component.testing.tearDown()
+        shutil.rmtree(directory, True)
+
+
 # -- report -------------------------------------------------------------------
 
 def ratio(ours, theirs):
@@ -509,7 +575,8 @@ def main(argv=None):
                         help='cleanup: gc.freeze() once set up, as in a '
                         'deployment that follows docs/operations.rst')
     parser.add_argument('--json', help='also write the results here')
-    parser.add_argument('--sections', default='per-request,load,cleanup',
+    parser.add_argument('--sections',
+                        default='per-request,load,cleanup,principals',
                         help='which parts to run (comma separated)')
     args = parser.parse_args(argv)
     if args.quick:
@@ -575,6 +642,13 @@ def main(argv=None):
                             'median_idle_ms', 'median_during_ms',
                             'median_ratio', 'slowest_during_ms',
                             'request_conflicts')])
+    if 'principals' in sections:
+        cost = out['principals'] = principalCost(args.sessions)
+        print('\nThe principal index (zope_sessionx only), per request')
+        print('{:<40}{:>10}{:>10}'.format('', 'records', 'bytes'))
+        for name, figures in cost.items():
+            print('{:<40}{:>10.2f}{:>10.1f}'.format(
+                name, figures['records'], figures['bytes']))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(out, f, indent=2)
