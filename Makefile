@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all test unit docs lint bench mutate demo clean
+.PHONY: all test unit docs lint bench reliability mutate demo clean
 
 all: test
 
@@ -37,6 +37,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# Load, faults and hostile input against real clusters (docs/reliability.rst);
+# RELIABILITY_ARGS="--full" for the full sizes.
+reliability: $(STAMP)
+	$(BIN)/python benchmarks/reliability.py $(RELIABILITY_ARGS)
 
 # The demo application on http://127.0.0.1:8080/ (docs/deployment.rst);
 # DEMO_ARGS="--port 8081 --database zeo://127.0.0.1:8100" to change it.

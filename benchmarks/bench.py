@@ -232,18 +232,46 @@ def perRequest(sessions, repeat, cache_size, rounds=10):
 
 # -- 2. mixed load over ZEO ---------------------------------------------------
 
+def _countingServer(directory):
+    """A ZEO server counting the conflicts it resolves (zeocounting.py):
+    (address, stop, counts file)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    counts = os.path.join(directory, 'resolved.txt')
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, 'zeocounting.py'), str(port),
+         os.path.join(directory, 'Data.fs'), counts],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop():
+        server.terminate()
+        server.wait(60)
+    return ('127.0.0.1', port), stop, counts
+
+
+def _resolved(counts):
+    """Class -> conflicts the server resolved."""
+    found = {}
+    if os.path.exists(counts):
+        with open(counts) as f:
+            for line in f:
+                found[line.strip()] = found.get(line.strip(), 0) + 1
+    return found
+
+
 def mixedLoad(impl, sessions, processes, requests):
     directory = tempfile.mkdtemp(prefix='bench-zeo-')
-    addr, stop = ZEO.server(path=os.path.join(directory, 'Data.fs'),
-                            threaded=False)
-    db = ZEO.DB(addr)
+    addr, stop, counts = _countingServer(directory)
+    db = ZEO.DB(addr, wait_timeout=60)
     conn = db.open()
     try:
         api = impls.configure(impl, conn.root())
         conn.root()['clients'] = impls.populate(
             impl, api, conn.root(), sessions)
         transaction.commit()
-        resolved = db.storage.server_status()['conflicts_resolved']
+        populated = sum(_resolved(counts).values())
         workers = [
             subprocess.Popen(
                 [sys.executable, os.path.join(HERE, 'zeoload.py'), impl,
@@ -252,8 +280,11 @@ def mixedLoad(impl, sessions, processes, requests):
             for n in range(processes)]
         results = [json.loads(w.communicate(timeout=1800)[0].splitlines()[-1])
                    for w in workers]
-        resolved = (db.storage.server_status()['conflicts_resolved']
-                    - resolved)
+        by_class = _resolved(counts)
+        resolved = sum(by_class.values()) - populated
+        for name, number in sorted(by_class.items(), key=lambda i: -i[1]):
+            print('{} resolved by the server: {} {}'.format(
+                impl, number, name))
         transaction.begin()
         lost = 0
         for r in results:
@@ -478,6 +509,47 @@ def cleanupRun(impl, size, idle_seconds=2.0, freeze=False):
         gc.unfreeze()
 
 
+# -- 3b. recording an access -------------------------------------------------
+
+def accessBytes(impl, sessions=1000, reads=200):
+    """Bytes a read writes when it records the access (once per
+    resolution), per request, on a FileStorage."""
+    directory = tempfile.mkdtemp(prefix='bench-access-')
+    path = os.path.join(directory, 'Data.fs')
+    db = ZODB.DB(FileStorage(path))
+    conn = db.open()
+    clock = Clock()
+    try:
+        api = impls.configure(impl, conn.root())
+        sdc = conn.root()['sdc']
+        if impl == 'zope_sessionx':
+            zope.component.provideUtility(
+                clock, zope_sessionx.interfaces.IClock)
+        else:
+            sdc._v_last_sweep = time.time() + 10 ** 6
+        clients = impls.populate(impl, api, conn.root(), sessions)
+        if impl == 'zope_sessionx':
+            clock.now += sdc.resolution + 1
+        else:
+            # zope.session reads time.time(): wind the access back.
+            for client_id in clients[:reads]:
+                sdc.data[client_id].setLastAccessTime(
+                    int(time.time()) - sdc.resolution - 5)
+            transaction.commit()
+        size = os.path.getsize(path)
+        for client_id in clients[:reads]:
+            api.interfaces.ISession(request(client_id))[
+                'products.bench'].get('k')
+            transaction.commit()
+        return (os.path.getsize(path) - size) / reads
+    finally:
+        transaction.abort()
+        conn.close()
+        db.close()
+        zope.component.testing.tearDown()
+        shutil.rmtree(directory, True)
+
+
 # -- 4. the principal index ---------------------------------------------------
 
 def principalCost(sessions, logins=200):
@@ -577,7 +649,9 @@ def main(argv=None):
     parser.add_argument('--json', help='also write the results here')
     parser.add_argument('--sections',
                         default='per-request,load,cleanup,principals',
-                        help='which parts to run (comma separated)')
+                        help='which parts to run (comma separated; '
+                        '"access" alone runs the access-recording part of '
+                        'per-request)')
     args = parser.parse_args(argv)
     if args.quick:
         args.sessions, args.repeat, args.requests = 200, 50, 30
@@ -642,6 +716,12 @@ def main(argv=None):
                             'median_idle_ms', 'median_during_ms',
                             'median_ratio', 'slowest_during_ms',
                             'request_conflicts')])
+    if 'per-request' in sections or 'access' in sections:
+        access = out['access_bytes'] = {impl: accessBytes(impl)
+                                        for impl in both}
+        table('Recording an access (a read once per resolution)',
+              [('bytes per request', access['zope.session'],
+                access['zope_sessionx'])])
     if 'principals' in sections:
         cost = out['principals'] = principalCost(args.sessions)
         print('\nThe principal index (zope_sessionx only), per request')

@@ -121,9 +121,13 @@ class PersistentSessionDataContainer(SessionExpiry, CleanupSchedule,
         """See `ISessionDataContainerMaintenance`."""
         store = self._store
         if store.sessions.get(key) is None:
-            store.count.change(1)
+            store.count.change(1, key)
         store.sessions[key] = session_data
-        store.index.insert(self._indexEntry(session_data, key))
+        entry = self._indexEntry(session_data, key)
+        store.index.insert(entry)
+        # A session restored may be due before the schedule says anything
+        # is: bring the schedule forward.
+        self._dueBy(entry)
 
     def sessionDatabase(self):
         """See `ISessionDataContainerMaintenance`."""
@@ -200,7 +204,7 @@ class PersistentSessionDataContainer(SessionExpiry, CleanupSchedule,
         previous = store.sessions.get(key)
         if previous is None:
             self._checkLimit()
-            store.count.change(1)
+            store.count.change(1, key)
         elif previous is not session_data:
             reason = (self._expiryReason(previous)
                       if self.isExpired(previous, now) else INVALIDATED)
@@ -250,7 +254,7 @@ class PersistentSessionDataContainer(SessionExpiry, CleanupSchedule,
                 guard=False, mark=True):
         store = self._store
         del store.sessions[key]
-        store.count.change(-1)
+        store.count.change(-1, key)
         self._dropped(key, session_data, reason, client_id, guard, mark)
 
     def __delitem__(self, client_id):
@@ -279,7 +283,7 @@ class PersistentSessionDataContainer(SessionExpiry, CleanupSchedule,
                 moving = None
             else:
                 del sessions[old_key]
-                store.count.change(-1)
+                store.count.change(-1, old_key)
         new_key = digest(new_client_id)
         present = sessions.get(new_key)
         if present is not None and not self.isExpired(present, now):
@@ -289,7 +293,7 @@ class PersistentSessionDataContainer(SessionExpiry, CleanupSchedule,
         if moving is None:
             return None
         if present is None:
-            store.count.change(1)
+            store.count.change(1, new_key)
         else:
             self._dropped(new_key, present, self._expiryReason(present),
                           new_client_id)

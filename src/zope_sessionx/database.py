@@ -12,6 +12,10 @@ write joins the request's transaction and commits or aborts with the
 application's own data (two-phase commit across the two databases).
 """
 import threading
+from urllib.parse import parse_qsl
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 import transaction
 import ZODB
@@ -52,14 +56,38 @@ def openDatabase(uri):
         return db
 
 
+def _serverSync(uri):
+    """*uri* without its ``server_sync`` option, and that option (for a
+    ``zeo://`` URI: true unless it says ``server_sync=false``)."""
+    parts = urlsplit(uri)
+    if parts.scheme != 'zeo':
+        return uri, None
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(name, value) for name, value in query if name != 'server_sync']
+    given = [value for name, value in query if name == 'server_sync']
+    sync = not given or given[-1].lower() not in ('0', 'false', 'off', 'no')
+    return urlunsplit(parts._replace(query=urlencode(kept))), sync
+
+
 def _open(uri):
+    resolved, sync = _serverSync(uri)
     try:
-        factory, options = zodburi.resolve_uri(uri)
+        factory, options = zodburi.resolve_uri(resolved)
     except Exception as error:
         raise InvalidSettingError('database', uri, str(error)) from None
     options.pop('database_name', None)
     try:
-        return ZODB.DB(factory(), **options)
+        storage = factory()
+        if sync:
+            # Every transaction begins with a round trip to the server, so
+            # that it sees every commit acknowledged before it began, in
+            # any process: a client's next request, sent to another
+            # process, finds what the last one wrote (docs/deployment.rst).
+            # (What ClientStorage(server_sync=True) does, which zodburi
+            # cannot pass.)
+            storage.server_sync = True
+            storage.sync = storage.ping
+        return ZODB.DB(storage, **options)
     except Exception as error:
         raise InvalidSettingError(
             'database', uri,

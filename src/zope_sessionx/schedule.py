@@ -75,6 +75,14 @@ class CleanupSchedule:
         if (schedule.step, schedule.settings) != (step, settings):
             schedule.step, schedule.settings = step, settings
 
+    def _dueBy(self, entry):
+        # An entry indexed out of the usual order (a restored session):
+        # the schedule must not promise that nothing is due before it.
+        schedule = self._store.schedule
+        step = entryStep(entry)
+        if step < schedule.step:
+            schedule.step = step
+
     def hasCleanupWork(self):
         """See `ISessionDataContainerMaintenance`."""
         if self.targetNumber and len(self) > self.targetNumber:

@@ -54,7 +54,8 @@ class Demo:
         closeDatabases()
 
 
-def makeApplication(var, database=None, secret_file=None):
+def makeApplication(var, database=None, secret_file=None, timeout=3600,
+                    max_sessions=0):
     """Set the demo up and return it, a `Demo`.
 
     *var* is the directory of the demo's data, made if missing: the
@@ -62,7 +63,8 @@ def makeApplication(var, database=None, secret_file=None):
     unless *database* names another database), the id manager's secret
     and the administrator's password (both made at the first start).
     Processes that share a session database must share the secret: give
-    them the same *secret_file* (made if missing).
+    them the same *secret_file* (made if missing).  *timeout* and
+    *max_sessions* are the container's ``timeout`` and ``maxNumber``.
     """
     os.makedirs(var, exist_ok=True)
     var = os.path.abspath(var)
@@ -76,7 +78,9 @@ def makeApplication(var, database=None, secret_file=None):
         zcml = f.read() % {'admin_password': password,
                            'secret_file': secret_file,
                            'database': database.replace('&', '&amp;'),
-                           'package': HERE}
+                           'package': HERE,
+                           'timeout': int(timeout),
+                           'max_number': int(max_sessions)}
     site = os.path.join(var, 'site.zcml')
     with open(site, 'w', encoding='utf-8') as f:
         f.write(zcml)

@@ -15,6 +15,17 @@ from zope.configuration.exceptions import ConfigurationError
 from zope_sessionx.demo import makeApplication
 
 
+def _seconds(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            'not a whole number, 0 or more: {!r}'.format(text))
+    return value
+
+
 def prepare(argv=None):
     """Parse *argv*, listen, set the demo up; return ``(server, demo)``.
 
@@ -40,6 +51,12 @@ def prepare(argv=None):
                         'every process of a cluster (default: '
                         'secret.txt in the var directory, made if '
                         'missing)')
+    parser.add_argument('--timeout', type=_seconds, default=3600,
+                        help='idle timeout of sessions, in seconds '
+                        '(default 3600)')
+    parser.add_argument('--max-sessions', type=_seconds, default=0,
+                        help='most sessions stored at once (default 0: '
+                        'no limit)')
     args = parser.parse_args(argv)
     application = {}
     try:
@@ -51,7 +68,8 @@ def prepare(argv=None):
         parser.exit(1, 'zope_sessionx.demo: cannot listen on {}:{}: {}\n'
                     .format(args.host, args.port, error.strerror))
     try:
-        demo = makeApplication(args.var, args.database, args.secret_file)
+        demo = makeApplication(args.var, args.database, args.secret_file,
+                               args.timeout, args.max_sessions)
     except ConfigurationError as error:
         server.close()
         parser.exit(2, 'zope_sessionx.demo: {}\n'.format(

@@ -18,7 +18,8 @@ PAGE = '''<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title></head>
 <body>
 <nav><a href="index.html">Counter</a> | <a href="form.html">Form</a> |
-<a href="value.html">Template</a> | <a href="login.html">Log in</a> |
+<a href="value.html">Template</a> | <a href="notes.html">Notes</a> |
+<a href="login.html">Log in</a> |
 <a href="sessions.html">Your sessions</a> |
 <a href="logout.html">Log out</a> | <a href="admin.html">Admin</a></nav>
 <h1>{title}</h1>
@@ -101,6 +102,38 @@ class Login(_Page):
             '<form method="post" action="login.html">'
             '<input name="name"><button type="submit">Log in</button>'
             '</form>')
+
+
+class Notes(_Page):
+    """Notes under keys of the visitor's choosing: a POST of ``key`` and
+    ``value`` stores one (each key its own entry, so that requests
+    writing different keys of one session merge); a GET lists them."""
+
+    title = 'Notes'
+
+    def __call__(self):
+        form = self.request.form
+        key = form.get('key', '')
+        if self.request.method == 'POST' and key:
+            self.data['note-' + key] = form.get('value', '')
+        notes = ISession(self.request).get(PKG) or {}
+        return self.page('<ul>{}</ul>'.format(''.join(
+            '<li id="{}">{}</li>'.format(
+                html.escape(name, quote=True), html.escape(notes[name]))
+            for name in sorted(notes) if name.startswith('note-'))))
+
+
+class Full(_Page):
+    """The page of a request that needed a new session when the container
+    holds its maximum: 503, try again later."""
+
+    title = 'Busy'
+
+    def __call__(self):
+        self.request.response.setStatus(503)
+        self.request.response.setHeader('Retry-After', '60')
+        return self.page('<p id="full">Too many visitors right now: please '
+                         'try again in a minute.</p>')
 
 
 class Sessions(_Page):

@@ -62,6 +62,25 @@ class ContainerTestsMixin:
         with self.assertRaises(InvalidSettingError):
             sdc.cleanupPeriod = 0
 
+    def test_restored_session_due_early_brings_cleanup_forward(self):
+        from zope_sessionx.storage import digest
+        sdc = self._makeOne()
+        self.assertFalse(sdc.hasCleanupWork())
+        # Restored (imported, say) with times of long ago: due already.
+        data = self._makeData()
+        data.created = self.clock() - 7200
+        data.setLastAccessTime(self.clock() - 7200)
+        sdc.restoreSession(digest('old'), data)
+        self.assertTrue(sdc.hasCleanupWork())
+        self.assertEqual(sdc.cleanup().timeout, 1)
+        # One due later than the schedule leaves it as it is.
+        later = self._makeData()
+        later.created = self.clock()
+        later.setLastAccessTime(self.clock() + 10 ** 5)
+        step = sdc._store.schedule.step
+        sdc.restoreSession(digest('later'), later)
+        self.assertEqual(sdc._store.schedule.step, step)
+
     def test_now_follows_clock(self):
         sdc = self._makeOne()
         self.assertEqual(sdc.now(), EPOCH)

@@ -72,6 +72,25 @@ class OpenDatabaseTests(_DatabaseTestCase):
         self.assertIn('cannot be opened: ClientDisconnected',
                       str(caught.exception))
 
+    def test_zeo_transactions_begin_with_a_server_round_trip(self):
+        import ZEO
+
+        from zope_sessionx.database import _serverSync
+        from zope_sessionx.database import closeDatabases
+        from zope_sessionx.database import openDatabase
+        addr, stop = ZEO.server(path=os.path.join(self.directory, 'z.fs'))
+        self.addCleanup(stop)
+        uri = 'zeo://127.0.0.1:{}?wait_timeout=5'.format(addr[1])
+        for given, expected in (('', True), ('&server_sync=false', False),
+                                ('&server_sync=true', True)):
+            db = openDatabase(uri + given)
+            self.assertIs(db.storage.server_sync, expected, given)
+            # What ZODB calls as each transaction begins: a ping.
+            self.assertIs(db.storage.sync is db.storage.ping, expected)
+            closeDatabases()
+        # Other URIs are left alone.
+        self.assertEqual(_serverSync(self.uri), (self.uri, None))
+
 
 class DatabaseSessionDataContainerTests(_DatabaseTestCase):
 

@@ -141,6 +141,25 @@ class DemoTests(_DemoTestCase):
         self.assertIn('id="none"', phone.get('/sessions.html').text)
         self.assertIn('id="user">ann<', laptop.get('/index.html').text)
 
+    def test_notes_under_keys(self):
+        browser = self._start()
+        self.assertNotIn('<li', browser.get('/notes.html').text)
+        browser.post('/notes.html', {'key': 'a', 'value': '<1>'})
+        browser.post('/notes.html', {'key': 'b', 'value': '2'})
+        text = browser.get('/notes.html').text
+        self.assertIn('<li id="note-a">&lt;1&gt;</li>', text)
+        self.assertIn('<li id="note-b">2</li>', text)
+
+    def test_full_container_answers_503(self):
+        browser = self._start(max_sessions=1)
+        self.assertEqual(count(browser.get('/index.html')), 1)
+        late = webtest.TestApp(self.demo.wsgi)
+        response = late.get('/index.html', status=503)
+        self.assertIn('id="full"', response.text)
+        self.assertEqual(response.headers['Retry-After'], '60')
+        # The first visitor's session is still there.
+        self.assertEqual(count(browser.get('/index.html')), 2)
+
     def test_logout_ends_the_session(self):
         browser = self._start()
         browser.get('/index.html')
@@ -246,6 +265,13 @@ class ServerTests(_DemoTestCase):
             'zope_sessionx.demo: cannot listen on 127.0.0.1:{}: Address '
             'already in use'.format(server.port))
         self.assertFalse(os.path.exists(self.var + '-other'))
+
+    def test_bad_settings_are_one_line(self):
+        for argv in (['--timeout', 'x'], ['--max-sessions', '-1']):
+            bad = _Process(self.var, *argv)
+            code, err = bad.stop()
+            self.assertEqual(code, 2)
+            self.assertIn('not a whole number, 0 or more', err)
 
     def test_bad_database_is_one_line(self):
         bad = _Process(self.var, '--database', 'nosuch://x')
