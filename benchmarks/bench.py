@@ -31,6 +31,7 @@ Prints tables with zope_sessionx / zope.session ratios (below 1.0 means
 zope_sessionx needs less).
 """
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -511,15 +512,29 @@ def cleanupRun(impl, size, idle_seconds=2.0, freeze=False):
 
 # -- 3b. recording an access -------------------------------------------------
 
+@contextlib.contextmanager
+def _database(prefix, cache_size=400):
+    """(path, db, connection) of a fresh FileStorage; everything closed
+    and removed afterwards."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    path = os.path.join(directory, 'Data.fs')
+    db = ZODB.DB(FileStorage(path), cache_size=cache_size)
+    conn = db.open()
+    try:
+        yield path, db, conn
+    finally:
+        transaction.abort()
+        conn.close()
+        db.close()
+        zope.component.testing.tearDown()
+        shutil.rmtree(directory, True)
+
+
 def accessBytes(impl, sessions=1000, reads=200):
     """Bytes a read writes when it records the access (once per
     resolution), per request, on a FileStorage."""
-    directory = tempfile.mkdtemp(prefix='bench-access-')
-    path = os.path.join(directory, 'Data.fs')
-    db = ZODB.DB(FileStorage(path))
-    conn = db.open()
     clock = Clock()
-    try:
+    with _database('bench-access-') as (path, db, conn):
         api = impls.configure(impl, conn.root())
         sdc = conn.root()['sdc']
         if impl == 'zope_sessionx':
@@ -542,12 +557,6 @@ def accessBytes(impl, sessions=1000, reads=200):
                 'products.bench'].get('k')
             transaction.commit()
         return (os.path.getsize(path) - size) / reads
-    finally:
-        transaction.abort()
-        conn.close()
-        db.close()
-        zope.component.testing.tearDown()
-        shutil.rmtree(directory, True)
 
 
 # -- 4. the principal index ---------------------------------------------------
@@ -561,11 +570,7 @@ def principalCost(sessions, logins=200):
     Returns records and bytes written per request.
     """
     logins = min(logins, sessions // 4)
-    directory = tempfile.mkdtemp(prefix='bench-principals-')
-    path = os.path.join(directory, 'Data.fs')
-    db = ZODB.DB(FileStorage(path), cache_size=20000)
-    conn = db.open()
-    try:
+    with _database('bench-principals-', 20000) as (path, db, conn):
         api = impls.configure('zope_sessionx', conn.root())
         clients = impls.populate('zope_sessionx', api, conn.root(), sessions)
         ISession = api.interfaces.ISession
@@ -606,12 +611,6 @@ def principalCost(sessions, logins=200):
             'records': 0.0,
             'bytes': (os.path.getsize(path) - size) / logins}
         return results
-    finally:
-        transaction.abort()
-        conn.close()
-        db.close()
-        zope.component.testing.tearDown()
-        shutil.rmtree(directory, True)
 
 
 # -- report -------------------------------------------------------------------
