@@ -237,8 +237,10 @@ class Browser:
         self.apps = apps
         self.cookie = cookie
         self.rng = random.Random()
-        # When requests that changed the id ran: (start, end).
+        # When requests that changed the id ran: (start, end), and the
+        # id each replaced, with the request's path and status.
         self.changes = []
+        self.cookies = []
 
     def request(self, method, path, form=None, headers=None, app=None):
         """(status, body); status 0 when the connection failed."""
@@ -356,6 +358,7 @@ def loadScenario(backend, apps, duration, results, stopping,
                     # request was in flight at a fault, its first attempt
                     # may have committed unseen (see below).
                     target.changes.append((started, time.monotonic()))
+                    target.cookies.append((cookie, path, status))
             took = time.monotonic() - started
             with lock:
                 counts['requests'] += 1
@@ -421,6 +424,8 @@ def loadScenario(backend, apps, duration, results, stopping,
                   browser.cookie[:8], len(written), len(found),
                   missing[:5], [history.get(m[0]) for m in missing[:5]],
                   [(a - begun, b - begun) for a, b in browser.changes],
+                  [(c and c[:8], p, st, sorted(Browser(apps, c).notes())
+                    if c else None) for c, p, st in browser.cookies],
                   flush=True)
         if missing and any(a <= e and b >= s for a, b in browser.changes
                            for s, e in stops):
