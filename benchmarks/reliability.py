@@ -268,9 +268,14 @@ class Browser:
         finally:
             connection.close()
 
-    def notes(self):
-        status, text = self.request('GET', '/notes.html')
-        return dict(re.findall(r'<li id="note-([^"]+)">([^<]*)</li>', text))
+    def notes(self, attempts=5):
+        """The client's notes; None if no process would answer."""
+        for attempt in range(attempts):
+            status, text = self.request('GET', '/notes.html')
+            if status == 200:
+                return dict(re.findall(
+                    r'<li id="note-([^"]+)">([^<]*)</li>', text))
+        return None
 
 
 # -- scenarios ---------------------------------------------------------------
@@ -411,11 +416,15 @@ def loadScenario(backend, apps, duration, results, stopping,
         thread.join()
     elapsed = time.monotonic() - started
     # Every acknowledged write is there.
-    lost = ambiguous = 0
+    lost = ambiguous = unread = 0
     for browser, written in acked.items():
         if not written:
             continue
         found = Browser(apps, browser.cookie).notes()
+        if found is None:
+            # (Counted apart: a reading that failed is not a loss.)
+            unread += len(written)
+            continue
         missing = [(key, value, found.get(key))
                    for key, value in written.items()
                    if found.get(key) != value]
@@ -424,8 +433,9 @@ def loadScenario(backend, apps, duration, results, stopping,
                   browser.cookie[:8], len(written), len(found),
                   missing[:5], [history.get(m[0]) for m in missing[:5]],
                   [(a - begun, b - begun) for a, b in browser.changes],
-                  [(c and c[:8], p, st, sorted(Browser(apps, c).notes())
-                    if c else None) for c, p, st in browser.cookies],
+                  [(c and c[:8], p, st,
+                    sorted(Browser(apps, c).notes() or ()) if c else None)
+                   for c, p, st in browser.cookies],
                   flush=True)
         if missing and any(a <= e and b >= s for a, b in browser.changes
                            for s, e in stops):
@@ -460,6 +470,8 @@ def loadScenario(backend, apps, duration, results, stopping,
                        1000 * conflicts / total)
     results.figure(label, 'writes lost to a log-in retried at a fault',
                    ambiguous)
+    results.promise(label, 'every acknowledged write read back',
+                    unread == 0, '({} could not be read)'.format(unread))
     results.promise(label, 'acknowledged writes lost otherwise: 0',
                     lost == 0, '({} lost)'.format(lost))
     results.promise(label, 'failures only during faults', not outside,
@@ -679,7 +691,7 @@ def floodScenario(directory, secret, results, count, limit):
             status, _ = Browser(apps).request(
                 'POST', '/notes.html', {'key': 'k', 'value': str(n)})
             statuses[status] = statuses.get(status, 0) + 1
-            if n % 50 == 0 and regular.notes().get('k') != 'kept':
+            if n % 50 == 0 and (regular.notes() or {}).get('k') != 'kept':
                 unreadable += 1
         grown = max(app.rss() - before
                     for app, before in zip(apps, memory))
@@ -756,7 +768,7 @@ def fixationScenario(apps, results):
                     '({} of {} saw the session)'.format(
                         sum(seen_after), len(seen_after)))
     results.promise('fixation', 'the session followed the log-in',
-                    victim.notes().get('card') == 'secret')
+                    (victim.notes() or {}).get('card') == 'secret')
 
 
 # -- the run -----------------------------------------------------------------
