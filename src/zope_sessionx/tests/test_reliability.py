@@ -6,6 +6,7 @@ import importlib.util
 import io
 import os
 import pathlib
+import tempfile
 import unittest
 from unittest import mock
 
@@ -98,6 +99,11 @@ class ReliabilityTests(unittest.TestCase):
         def interrupt(*args):
             raise KeyboardInterrupt
 
+        def leftovers():
+            return {name for name in os.listdir(tempfile.gettempdir())
+                    if name.startswith('zope_sessionx-reliability-')}
+
+        before = leftovers()
         with mock.patch.object(self.suite, 'App', Recorded), \
                 mock.patch.object(self.suite, 'loadScenario', interrupt):
             status, out, err = self._main('--backends', 'zeo',
@@ -108,6 +114,4 @@ class ReliabilityTests(unittest.TestCase):
         self.assertEqual(len(started), 2)
         for process in started:
             self.assertIsNotNone(process.poll())
-        leftovers = [name for name in os.listdir('/tmp')
-                     if name.startswith('zope_sessionx-reliability-')]
-        self.assertEqual(leftovers, [])
+        self.assertEqual(leftovers() - before, set())
