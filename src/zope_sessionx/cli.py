@@ -58,19 +58,23 @@ def _database(uri):
         raise _Refused(str(error)) from None
 
 
+def _walk(root, path):
+    """The object the ``/``-separated *path* names from *root*, where
+    ``++etc++site`` steps into a site manager; None if there is none."""
+    found = root
+    for segment in filter(None, path.split('/')):
+        try:
+            found = (found.getSiteManager() if segment == '++etc++site'
+                     else found[segment])
+        except (KeyError, TypeError, AttributeError):
+            return None
+    return found
+
+
 def _find(root, container):
     """The container *container* names in the database's root."""
     if container.startswith('/'):
-        found = root
-        for segment in filter(None, container.split('/')):
-            if segment == '++etc++site':
-                found = found.getSiteManager()
-            else:
-                try:
-                    found = found[segment]
-                except (KeyError, TypeError):
-                    found = None
-                    break
+        found = _walk(root, container)
     else:
         found = root.get(ROOT_KEY, {}).get(container)
     if not ISessionDataContainerMaintenance.providedBy(found):
@@ -79,13 +83,19 @@ def _find(root, container):
     return found
 
 
-def _open(args):
-    """(database, transaction manager, container)."""
+def _connect(args):
+    """(database, transaction manager, root) of ``--database``."""
     db = _database(args.database)
     tm = transaction.TransactionManager()
     connection = db.open(transaction_manager=tm)
     tm.begin()
-    return db, tm, _find(connection.root(), args.container)
+    return db, tm, connection.root()
+
+
+def _open(args):
+    """(database, transaction manager, container)."""
+    db, tm, root = _connect(args)
+    return db, tm, _find(root, args.container)
 
 
 def stats(args, out):
@@ -322,19 +332,10 @@ def check(args, out):
 
 def _siteManager(args):
     """(database, transaction manager, site manager) of ``--site``."""
-    db = _database(args.database)
-    tm = transaction.TransactionManager()
-    connection = db.open(transaction_manager=tm)
-    tm.begin()
-    found = connection.root()
-    for segment in filter(None, args.site.split('/')):
-        try:
-            found = found[segment]
-        except (KeyError, TypeError):
-            found = None
-            break
+    db, tm, root = _connect(args)
+    site = _walk(root, args.site)
     try:
-        site_manager = found.getSiteManager()
+        site_manager = site.getSiteManager()
     except Exception:
         raise _Refused('no site at {!r} in the database'.format(
             args.site)) from None
