@@ -7,15 +7,12 @@ uses it.  Requests write the index only when they give a session a
 principal (at log-in); it follows the session when it moves and goes with
 it when it is removed, by the cleaner too.
 """
-import zope.component
 from zope.interface import implementer
 
-from zope_sessionx.data import SessionData
 from zope_sessionx.interfaces import INVALIDATED
 from zope_sessionx.interfaces import MAX_LABEL_LENGTH
 from zope_sessionx.interfaces import InvalidSettingError
 from zope_sessionx.interfaces import IPrincipalSession
-from zope_sessionx.interfaces import ISessionDataContainer
 from zope_sessionx.interfaces import ISessionDataContainerMaintenance
 from zope_sessionx.storage import digest
 from zope_sessionx.storage import principalKey
@@ -106,7 +103,7 @@ class RequestPrincipals:
     """A base of `~zope_sessionx.session.Session`: see `IPrincipalSessions`.
 
     Uses the session's ``_clientId(create)``, ``_containers()``,
-    ``_strictId``, ``_refreshCookie`` and ``invalidate``.
+    ``_newSession``, ``_refreshCookie`` and ``invalidate``.
     """
 
     def _maintained(self):
@@ -130,10 +127,8 @@ class RequestPrincipals:
                  if sdc.setPrincipal(client_id, principal_id, label)
                  is not None]
         if not found:
-            sdc = zope.component.getUtility(ISessionDataContainer)
-            if sdc in containers:
-                client_id = self._strictId(client_id)
-                sdc[client_id] = SessionData()
+            sdc, client_id = self._newSession(containers, client_id)
+            if sdc is not None:
                 self._refreshCookie()
                 sdc.setPrincipal(client_id, principal_id, label)
 

@@ -315,20 +315,32 @@ class Session(RequestPrincipals):
         for sdc in containers:
             sdc.checkExpiry(timeout, maxLifetime)
         client_id = _getClientId(self.request)
-        found = [(sdc, session_data) for sdc, session_data in (
-                     (sdc, sdc.setExpiry(client_id, timeout, maxLifetime))
-                     for sdc in containers) if session_data is not None]
+        found = []
+        for sdc in containers:
+            session_data = sdc.setExpiry(client_id, timeout, maxLifetime)
+            if session_data is not None:
+                found.append((sdc, session_data))
         if not found:
-            sdc = zope.component.getUtility(ISessionDataContainer)
-            if sdc in containers:
-                client_id = self._strictId(client_id)
-                sdc[client_id] = SessionData()
-                found = [(sdc, sdc.setExpiry(client_id, timeout,
-                                             maxLifetime))]
+            sdc, client_id = self._newSession(containers, client_id)
+            if sdc is not None:
+                found.append(
+                    (sdc, sdc.setExpiry(client_id, timeout, maxLifetime)))
         self.request.annotations.pop(COOKIE_LIFETIME_KEY, None)
         for sdc, session_data in found:
             self._cookieFor(sdc, session_data)
         self._refreshCookie()
+
+    def _newSession(self, containers, client_id):
+        """Store an empty session for the client in the unnamed container,
+        if it is one of *containers*: ``(container, client id)``, the id
+        a fresh one if *client_id* may not be adopted (`_strictId`);
+        ``(None, None)`` otherwise."""
+        sdc = zope.component.getUtility(ISessionDataContainer)
+        if sdc not in containers:
+            return None, None
+        client_id = self._strictId(client_id)
+        sdc[client_id] = SessionData()
+        return sdc, client_id
 
     # -- hooks of RequestPrincipals -----------------------------------------
 
