@@ -319,6 +319,24 @@ def mixedLoad(impl, sessions, processes, requests):
 
 # -- 3. cleanup ---------------------------------------------------------------
 
+@contextlib.contextmanager
+def _database(prefix, cache_size=400):
+    """(path, db, connection) of a fresh FileStorage; everything closed
+    and removed afterwards."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    path = os.path.join(directory, 'Data.fs')
+    db = ZODB.DB(FileStorage(path), cache_size=cache_size)
+    conn = db.open()
+    try:
+        yield path, db, conn
+    finally:
+        transaction.abort()
+        conn.close()
+        db.close()
+        zope.component.testing.tearDown()
+        shutil.rmtree(directory, True)
+
+
 @implementer(zope_sessionx.interfaces.IClock)
 class Clock:
 
@@ -376,159 +394,139 @@ def cleanupRun(impl, size, idle_seconds=2.0, freeze=False):
     *freeze*: call ``gc.freeze()`` once set up, as docs/operations.rst
     recommends for application processes, so that Python's full
     collections do not walk what start-up made."""
-    directory = tempfile.mkdtemp(prefix='bench-clean-')
-    path = os.path.join(directory, 'Data.fs')
-    db = ZODB.DB(FileStorage(path), cache_size=5000)
-    conn = db.open()
-    clock = Clock()
-    try:
-        api = impls.configure(impl, conn.root())
-        if impl == 'zope_sessionx':
-            zope.component.provideUtility(
-                clock, zope_sessionx.interfaces.IClock)
-        sdc = conn.root()['sdc']
-        half = size // 2
-        if impl == 'zope.session':
-            # No sweep while populating: it is what is measured.
-            sdc._v_last_sweep = time.time() + 10 ** 6
-        expired = impls.populate(impl, api, conn.root(), half)
-        if impl == 'zope_sessionx':
-            clock.now += sdc.timeout // 2
-        else:
-            # zope.session reads time.time(): age the first half instead.
-            for client_id in expired:
-                sdc.data[client_id].setLastAccessTime(
-                    int(time.time()) - 2 * sdc.timeout - sdc.resolution)
-            transaction.commit()
-        live = impls.populate(impl, api, conn.root(), size - half,
-                              key='live')
-        if impl == 'zope_sessionx':
-            clock.now += sdc.timeout // 2 + sdc.grace + 2 * sdc.indexStep
-        transaction.commit()
-        conn.cacheMinimize()
-        if impl == 'zope.session':
-            sdc._v_last_sweep = time.time() + 10 ** 6
+    with _database('bench-clean-', 5000) as (path, db, conn):
+        try:
+            return _cleanupRun(impl, size, idle_seconds, freeze, path, db,
+                               conn)
+        finally:
+            gc.unfreeze()
 
-        if freeze:
-            gc.collect()
-            gc.freeze()
-        idle, busy, conflicts = [], [], []
-        # Requests with the cleaner idle, back to back ...
-        write = _writer(api, live, idle, conflicts)
-        i = 0
-        ends = time.perf_counter() + idle_seconds
+
+def _cleanupRun(impl, size, idle_seconds, freeze, path, db, conn):
+    """`cleanupRun` in the FileStorage *path* of *db*."""
+    clock = Clock()
+    api = impls.configure(impl, conn.root())
+    if impl == 'zope_sessionx':
+        zope.component.provideUtility(
+            clock, zope_sessionx.interfaces.IClock)
+    sdc = conn.root()['sdc']
+    half = size // 2
+    if impl == 'zope.session':
+        # No sweep while populating: it is what is measured.
+        sdc._v_last_sweep = time.time() + 10 ** 6
+    expired = impls.populate(impl, api, conn.root(), half)
+    if impl == 'zope_sessionx':
+        clock.now += sdc.timeout // 2
+    else:
+        # zope.session reads time.time(): age the first half instead.
+        for client_id in expired:
+            sdc.data[client_id].setLastAccessTime(
+                int(time.time()) - 2 * sdc.timeout - sdc.resolution)
+        transaction.commit()
+    live = impls.populate(impl, api, conn.root(), size - half,
+                          key='live')
+    if impl == 'zope_sessionx':
+        clock.now += sdc.timeout // 2 + sdc.grace + 2 * sdc.indexStep
+    transaction.commit()
+    conn.cacheMinimize()
+    if impl == 'zope.session':
+        sdc._v_last_sweep = time.time() + 10 ** 6
+
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    idle, busy, conflicts = [], [], []
+    # Requests with the cleaner idle, back to back ...
+    write = _writer(api, live, idle, conflicts)
+    i = 0
+    ends = time.perf_counter() + idle_seconds
+    while time.perf_counter() < ends:
+        write(i)
+        i += 1
+    write = _writer(api, live, busy, conflicts)
+    before = db.lastTransaction()
+    if impl == 'zope_sessionx':
+        # ... then while the cleaner works, in a thread of this
+        # process, as the cleaner thread of an application does.
+        opener = zope_sessionx.cleanup.StoredOpener(db, sdc._p_oid)
+        cleaner = zope_sessionx.cleanup.Cleaner(opener)
+        cconn = opener(cleaner.transaction_manager)._p_jar
+        cleaner.transaction_manager.abort()
+        cconn.cacheMinimize()
+        cconn.getTransferCounts(True)
+        outcome = {}
+
+        def clean():
+            started = time.perf_counter()
+            outcome['stats'] = cleaner.round()
+            outcome['seconds'] = time.perf_counter() - started
+
+        thread = threading.Thread(target=clean)
+        thread.start()
+        while thread.is_alive():
+            write(i)
+            i += 1
+        thread.join()
+        stats, elapsed = outcome['stats'], outcome['seconds']
+        loads = cconn.getTransferCounts(True)[0]
+        removed = stats.timeout + stats.lifetime + stats.evicted
+        note = zope_sessionx.cleanup.NOTE.encode()
+        cleanup_bytes = sum(
+            size for description, _, size in _transactions(path, before)
+            if description == note)
+        cconn.cacheMinimize()
+        cconn.getTransferCounts(True)
+        assert cleaner.round() is None
+        idle_loads = cconn.getTransferCounts(True)[0]
+        cleaner.stop()
+    else:
+        # ... then while zope.session sweeps: inside the request that
+        # finds its resolution has passed.
+        conn.cacheMinimize()
+        conn.getTransferCounts(True)
+        sdc._v_last_sweep = 0
+        write(i)
+        i += 1
+        elapsed = busy[0]
+        loads = conn.getTransferCounts(True)[0]
+        removed = size - len(sdc.data)
+        # As long as the requests were measured with zope_sessionx's
+        # cleaner at work, at least a second.
+        ends = time.perf_counter() + max(1.0, elapsed)
         while time.perf_counter() < ends:
             write(i)
             i += 1
-        write = _writer(api, live, busy, conflicts)
-        before = db.lastTransaction()
-        if impl == 'zope_sessionx':
-            # ... then while the cleaner works, in a thread of this
-            # process, as the cleaner thread of an application does.
-            opener = zope_sessionx.cleanup.StoredOpener(db, sdc._p_oid)
-            cleaner = zope_sessionx.cleanup.Cleaner(opener)
-            cconn = opener(cleaner.transaction_manager)._p_jar
-            cleaner.transaction_manager.abort()
-            cconn.cacheMinimize()
-            cconn.getTransferCounts(True)
-            outcome = {}
-
-            def clean():
-                started = time.perf_counter()
-                outcome['stats'] = cleaner.round()
-                outcome['seconds'] = time.perf_counter() - started
-
-            thread = threading.Thread(target=clean)
-            thread.start()
-            while thread.is_alive():
-                write(i)
-                i += 1
-            thread.join()
-            stats, elapsed = outcome['stats'], outcome['seconds']
-            loads = cconn.getTransferCounts(True)[0]
-            removed = stats.timeout + stats.lifetime + stats.evicted
-            note = zope_sessionx.cleanup.NOTE.encode()
-            cleanup_bytes = sum(
-                size for description, _, size in _transactions(path, before)
-                if description == note)
-            cconn.cacheMinimize()
-            cconn.getTransferCounts(True)
-            assert cleaner.round() is None
-            idle_loads = cconn.getTransferCounts(True)[0]
-            cleaner.stop()
-        else:
-            # ... then while zope.session sweeps: inside the request that
-            # finds its resolution has passed.
-            conn.cacheMinimize()
-            conn.getTransferCounts(True)
-            sdc._v_last_sweep = 0
-            write(i)
-            i += 1
-            elapsed = busy[0]
-            loads = conn.getTransferCounts(True)[0]
-            removed = size - len(sdc.data)
-            # As long as the requests were measured with zope_sessionx's
-            # cleaner at work, at least a second.
-            ends = time.perf_counter() + max(1.0, elapsed)
-            while time.perf_counter() < ends:
-                write(i)
-                i += 1
-            # The sweeping request's transaction: the largest.
-            cleanup_bytes = max(
-                size for _, _, size in _transactions(path, before))
-            conn.cacheMinimize()
-            conn.getTransferCounts(True)
-            sdc._v_last_sweep = 0
-            api.interfaces.ISession(request(live[0]))[
-                'products.bench'].get('k')
-            transaction.commit()
-            idle_loads = conn.getTransferCounts(True)[0]
-        return {
-            'size': size,
-            'removed': removed,
-            'seconds': elapsed,
-            'us_per_removed': 1e6 * elapsed / max(removed, 1),
-            'loads': loads,
-            'loads_per_removed': loads / max(removed, 1),
-            'bytes_per_removed': cleanup_bytes / max(removed, 1),
-            'idle_round_loads': idle_loads,
-            'requests_idle': len(idle),
-            'requests_during': len(busy),
-            'median_idle_ms': statistics.median(idle) * 1e3,
-            'median_during_ms': statistics.median(busy) * 1e3,
-            'median_ratio': statistics.median(busy) / statistics.median(idle),
-            'slowest_during_ms': max(busy) * 1e3,
-            'slowest_idle_ms': max(idle) * 1e3,
-            'request_conflicts': len(conflicts),
-        }
-    finally:
-        transaction.abort()
-        conn.close()
-        db.close()
-        zope.component.testing.tearDown()
-        shutil.rmtree(directory, True)
-        gc.unfreeze()
+        # The sweeping request's transaction: the largest.
+        cleanup_bytes = max(
+            size for _, _, size in _transactions(path, before))
+        conn.cacheMinimize()
+        conn.getTransferCounts(True)
+        sdc._v_last_sweep = 0
+        api.interfaces.ISession(request(live[0]))[
+            'products.bench'].get('k')
+        transaction.commit()
+        idle_loads = conn.getTransferCounts(True)[0]
+    return {
+        'size': size,
+        'removed': removed,
+        'seconds': elapsed,
+        'us_per_removed': 1e6 * elapsed / max(removed, 1),
+        'loads': loads,
+        'loads_per_removed': loads / max(removed, 1),
+        'bytes_per_removed': cleanup_bytes / max(removed, 1),
+        'idle_round_loads': idle_loads,
+        'requests_idle': len(idle),
+        'requests_during': len(busy),
+        'median_idle_ms': statistics.median(idle) * 1e3,
+        'median_during_ms': statistics.median(busy) * 1e3,
+        'median_ratio': statistics.median(busy) / statistics.median(idle),
+        'slowest_during_ms': max(busy) * 1e3,
+        'slowest_idle_ms': max(idle) * 1e3,
+        'request_conflicts': len(conflicts),
+    }
 
 
 # -- 3b. recording an access -------------------------------------------------
-
-@contextlib.contextmanager
-def _database(prefix, cache_size=400):
-    """(path, db, connection) of a fresh FileStorage; everything closed
-    and removed afterwards."""
-    directory = tempfile.mkdtemp(prefix=prefix)
-    path = os.path.join(directory, 'Data.fs')
-    db = ZODB.DB(FileStorage(path), cache_size=cache_size)
-    conn = db.open()
-    try:
-        yield path, db, conn
-    finally:
-        transaction.abort()
-        conn.close()
-        db.close()
-        zope.component.testing.tearDown()
-        shutil.rmtree(directory, True)
-
 
 def accessBytes(impl, sessions=1000, reads=200):
     """Bytes a read writes when it records the access (once per
