@@ -538,21 +538,12 @@ class IExpiringSessionDataContainer(ISessionDataContainer):
         """
 
     def checkExpiry(timeout=None, maxLifetime=None):
-        """Raise `InvalidSettingError`, naming the value, if `setExpiry`
-        would refuse *timeout* or *maxLifetime*: not a whole number of
-        seconds of at least 1, longer than the container allows, or for a
-        container without that limit of its own (`timeout` or
-        `maxLifetime` 0).
-
-        .. versionadded:: 0.1
-        """
-
-    def setExpiry(client_id, timeout=None, maxLifetime=None):
-        """Give the live session of *client_id* its own idle timeout and
-        lifetime (None: the container's); return it, or None if there is
-        none.  Checked first (see `checkExpiry`): nothing is stored if
-        either is refused.  Reading, the cleaner's index and its cost
-        honour them.
+        """Raise `InvalidSettingError`, naming the value, if
+        `ISessionDataContainerMaintenance.setExpiry` would refuse
+        *timeout* or *maxLifetime*: not a whole number of seconds of at
+        least 1, longer than the container allows, or for a container
+        without that limit of its own (`timeout` or `maxLifetime` 0).
+        (`ISessionLifetime.setExpiry` is the request's way to set them.)
 
         .. versionadded:: 0.1
         """
@@ -652,6 +643,17 @@ class ISessionDataContainerMaintenance(Interface):
         accessed now).  Returns whether it stored one.  Copying and
         removing in the same transaction makes every session copied at
         most once: two transactions adopting the same session conflict.
+        """
+
+    def setExpiry(client_id, timeout=None, maxLifetime=None):
+        """Give the live session of *client_id* its own idle timeout and
+        lifetime (None: the container's); return it, or None if there is
+        none.  Checked first (see
+        `IExpiringSessionDataContainer.checkExpiry`): nothing is stored if
+        either is refused.  Reading, the cleaner's index and its cost
+        honour them.
+
+        .. versionadded:: 0.1
         """
 
     def setPrincipal(client_id, principal_id, label=None):

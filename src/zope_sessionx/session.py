@@ -311,7 +311,7 @@ class Session(RequestPrincipals):
     def setExpiry(self, timeout=None, maxLifetime=None):
         """See `ISessionLifetime`."""
         containers = [sdc for sdc in _containers()
-                      if IExpiringSessionDataContainer.providedBy(sdc)]
+                      if ISessionDataContainerMaintenance.providedBy(sdc)]
         for sdc in containers:
             sdc.checkExpiry(timeout, maxLifetime)
         client_id = _getClientId(self.request)
