@@ -323,6 +323,7 @@ class SecurityTests(TwoRequestsTestCase):
         session.setPrincipal('alice', 'Laptop')
         proxied = ProxyFactory(session)
         self.assertRaises(Unauthorized, getattr, proxied, 'setPrincipal')
+        self.assertRaises(Unauthorized, getattr, proxied, 'setExpiry')
         [found] = proxied.principalSessions()
         self.assertEqual((found.label, found.current), ('Laptop', True))
         self.assertEqual(proxied.principal, 'alice')
