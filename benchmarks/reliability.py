@@ -308,7 +308,7 @@ class Results:
 
 
 def loadScenario(backend, apps, duration, results, stopping,
-                 with_faults=True):
+                 with_faults=True, restarts=2):
     """The mixed load, with the database server restarted twice and an
     application process killed, all acknowledged writes checked."""
     label = 'load ' + backend.name + ('' if with_faults else ' (no faults)')
@@ -389,7 +389,8 @@ def loadScenario(backend, apps, duration, results, stopping,
         thread.start()
     # Faults, at a third and two thirds of the run; an application
     # process killed half way.
-    faults = ((1 / 3, 'database'), (1 / 2, 'app'), (2 / 3, 'database'))
+    faults = sorted([((n + 1) / (restarts + 1), 'database')
+                     for n in range(restarts)] + [(1 / 2, 'app')])
     if not with_faults:
         faults = ()
     for fraction, fault in faults:
@@ -802,6 +803,9 @@ def _parser():
     parser.add_argument('--no-faults', action='store_true',
                         help='load without stopping servers or killing '
                         'processes')
+    parser.add_argument('--restarts', type=int, default=2,
+                        help='database server restarts during the load '
+                        '(1 to 20; default 2)')
     parser.add_argument('--scenarios', default=','.join(SCENARIOS),
                         help='which scenarios (default: all)')
     parser.add_argument('--json', help='also write the figures here')
@@ -822,6 +826,9 @@ def settings(argv=None):
             raise Refused('--processes must be between 2 and 16, not {}'
                           .format(args.processes))
         sizes['processes'] = args.processes
+    if not 1 <= args.restarts <= 20:
+        raise Refused('--restarts must be between 1 and 20, not {}'
+                      .format(args.restarts))
     backends = [b for b in args.backends.split(',') if b]
     unknown = set(backends) - {'zeo', 'postgres'}
     if unknown or not backends:
@@ -833,7 +840,7 @@ def settings(argv=None):
         raise Refused('unknown scenario {!r}: {}'.format(
             sorted(unknown)[0] if unknown else '', ', '.join(SCENARIOS)))
     sizes.update(backends=backends, scenarios=scenarios, json=args.json,
-                 faults=not args.no_faults)
+                 faults=not args.no_faults, restarts=args.restarts)
     return sizes
 
 
@@ -868,7 +875,7 @@ def run(sizes):
                 started.extend(apps)
             if 'load' in scenarios:
                 loadScenario(backend, apps, sizes['duration'], results,
-                             stopping, sizes['faults'])
+                             stopping, sizes['faults'], sizes['restarts'])
             if name == 'zeo':
                 if 'hostile' in scenarios:
                     hostileScenario(backend, apps, results, sizes['hostile'])
@@ -891,7 +898,10 @@ def run(sizes):
                 part.stop() if isinstance(part, App) else part.close()
             except Exception:  # pragma: no cover
                 pass
-        shutil.rmtree(directory, True)
+        if os.environ.get('RELIABILITY_KEEP'):
+            print('kept', directory, flush=True)
+        else:
+            shutil.rmtree(directory, True)
 
 
 def main(argv=None):

@@ -87,12 +87,35 @@ def _open(uri):
             # cannot pass.)
             storage.server_sync = True
             storage.sync = storage.ping
+        if hasattr(storage, 'notify_connected'):
+            _newOidsPerConnection(storage)
         return ZODB.DB(storage, **options)
     except Exception as error:
         raise InvalidSettingError(
             'database', uri,
             'cannot be opened: {}: {}'.format(type(error).__name__, error)
         ) from None
+
+
+def _newOidsPerConnection(storage):
+    """Make the ZEO client *storage* forget, at each (re)connection, the
+    new oids it fetched from the server before.
+
+    A ZEO client fetches new oids a hundred at a time.  A restarted server
+    counts on from the largest oid stored, so it hands out again the oids
+    clients still hold: two processes then store different objects under
+    one oid.  One of the two commits fails with a conflict; worse, the
+    other process may have the first object in its cache, and ZODB's abort
+    then detaches that object from its database, so that later writes to
+    it are acknowledged and never stored (docs/reliability.rst).
+    """
+    connected = storage.notify_connected
+
+    def notify_connected(conn, info):
+        del storage._oids[:]
+        connected(conn, info)
+
+    storage.notify_connected = notify_connected
 
 
 def closeDatabases():

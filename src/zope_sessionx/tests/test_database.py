@@ -91,6 +91,44 @@ class OpenDatabaseTests(_DatabaseTestCase):
         # Other URIs are left alone.
         self.assertEqual(_serverSync(self.uri), (self.uri, None))
 
+    def test_no_oid_stored_twice_across_a_zeo_server_restart(self):
+        # A ZEO client fetches new oids a hundred at a time; a restarted
+        # server counts on from the largest oid stored, and hands out
+        # again oids a client still holds.  A process must not store an
+        # object under an oid another process was given since.
+        import ZEO
+        from persistent.mapping import PersistentMapping
+
+        from zope_sessionx.database import openDatabase
+        path = os.path.join(self.directory, 'z.fs')
+        addr, stop = ZEO.server(path=path, threaded=False)
+        stops = [stop]
+        self.addCleanup(lambda: stops[-1]())
+        uri = 'zeo://127.0.0.1:{}?wait_timeout=30'.format(addr[1])
+        first = openDatabase(uri)
+        with first.transaction() as conn:
+            conn.root()['first'] = PersistentMapping()
+            conn.root()['second'] = PersistentMapping()
+        stop()
+        stops.append(ZEO.server(path=path, port=addr[1],
+                                threaded=False)[1])
+        # (Another URI, another process's database.)
+        second = openDatabase(uri + '&cache_size=100')
+        made = {}
+        for db, name in ((second, 'second'), (first, 'first')):
+            # The first transaction after a restart waits for the
+            # reconnection; its commit is the one that must not collide.
+            with db.transaction() as conn:
+                objects = [PersistentMapping(owner=name) for n in range(3)]
+                conn.root()[name]['made'] = objects
+            made[name] = {o._p_oid for o in objects}
+        self.assertFalse(made['first'] & made['second'])
+        with second.transaction() as conn:
+            for name in ('first', 'second'):
+                self.assertEqual(
+                    [o['owner'] for o in conn.root()[name]['made']],
+                    [name] * 3)
+
 
 class DatabaseSessionDataContainerTests(_DatabaseTestCase):
 
