@@ -14,8 +14,9 @@ Scenarios (``--scenarios``, comma separated; all by default):
     under a mixed load for ``--duration`` seconds: reads, writes of a
     client's own keys, new clients, log-ins (id rotation), and several
     clients writing different keys of the same few sessions.  While it
-    runs, the database server is stopped and restarted twice and one
-    application process is killed with SIGKILL (and started again).  Every
+    runs, the database server is restarted ``--restarts`` times (stopped
+    as an operator does, then crashed, alternately) and one application
+    process is killed with SIGKILL (and started again).  Every
     acknowledged write is checked afterwards; the database is checked for
     damage.
 ``cleaner``
@@ -82,26 +83,45 @@ def _freePort():
 # -- the parts: database servers, application processes, browsers ------------
 
 class ZEOBackend:
-    """A ZEO server on a FileStorage, stopped and started at will."""
+    """A ZEO server (``runzeo``, as operators run it) on a FileStorage,
+    stopped and started at will."""
 
     name = 'ZEO'
 
     def __init__(self, directory):
         os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, 'Sessions.fs')
+        self.log = os.path.join(directory, 'zeo.log')
         self.port = _freePort()
-        self._stop = None
+        self.uri = 'zeo://127.0.0.1:{}'.format(self.port)
+        self.process = None
 
     def start(self):
-        addr, self._stop = ZEO.server(path=self.path, port=self.port,
-                                      threaded=False)
-        self.uri = 'zeo://127.0.0.1:{}'.format(self.port)
-        return self
+        with open(self.log, 'a') as log:
+            self.process = subprocess.Popen(
+                [sys.executable, '-m', 'ZEO.runzeo', '-a',
+                 '127.0.0.1:{}'.format(self.port), '-f', self.path],
+                stdout=log, stderr=log)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(('127.0.0.1', self.port), 1).close()
+                return self
+            except OSError:
+                if (self.process.poll() is not None
+                        or time.monotonic() > deadline):
+                    raise RuntimeError('the ZEO server did not start: '
+                                       + open(self.log).read()[-2000:])
+                time.sleep(0.05)
 
-    def stop(self):
-        if self._stop is not None:
-            self._stop()
-            self._stop = None
+    def stop(self, crash=False):
+        """Stop the server: SIGTERM, as an operator does, or SIGKILL, a
+        crash."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL if crash
+                                     else signal.SIGTERM)
+            self.process.wait(60)
+            self.process = None
 
     def damage(self):
         """What is wrong with the database, checked offline, or None."""
@@ -148,9 +168,11 @@ class PostgresBackend:
             self._running = True
         return self
 
-    def stop(self):
-        self.server._run('pg_ctl', '-D', self.server.data, '-m', 'fast',
-                         '-w', 'stop')
+    def stop(self, crash=False):
+        """Stop PostgreSQL: a fast shutdown, or an immediate one (no
+        checkpoint; recovery from the WAL at the next start)."""
+        self.server._run('pg_ctl', '-D', self.server.data, '-m',
+                         'immediate' if crash else 'fast', '-w', 'stop')
         self._running = False
 
     def damage(self):
@@ -389,17 +411,19 @@ def loadScenario(backend, apps, duration, results, stopping,
         thread.start()
     # Faults, at a third and two thirds of the run; an application
     # process killed half way.
-    faults = sorted([((n + 1) / (restarts + 1), 'database')
-                     for n in range(restarts)] + [(1 / 2, 'app')])
+    # Database server restarts: stopped as an operator does, then (every
+    # other one) crashed.
+    faults = sorted([((n + 1) / (restarts + 1), 'database', n % 2 == 1)
+                     for n in range(restarts)] + [(1 / 2, 'app', True)])
     if not with_faults:
         faults = ()
-    for fraction, fault in faults:
+    for fraction, fault, crash in faults:
         while (time.monotonic() < started + fraction * duration
                and not stopping.is_set()):
             time.sleep(0.2)
         begin = time.monotonic()
         if fault == 'database':
-            backend.stop()
+            backend.stop(crash)
             time.sleep(1)
             backend.start()
         else:
@@ -411,7 +435,7 @@ def loadScenario(backend, apps, duration, results, stopping,
         outages.append((begin, time.monotonic() + 15))
         stops.append((begin, time.monotonic()))
         if os.environ.get('RELIABILITY_DEBUG'):
-            print('fault', fault, begin - begun, time.monotonic() - begun,
+            print('fault', fault, crash, begin - begun, time.monotonic() - begun,
                   flush=True)
     for thread in threads:
         thread.join()
