@@ -110,8 +110,9 @@ class ZEOBackend:
             except OSError:
                 if (self.process.poll() is not None
                         or time.monotonic() > deadline):
-                    raise RuntimeError('the ZEO server did not start: '
-                                       + open(self.log).read()[-2000:])
+                    with open(self.log) as log:
+                        raise RuntimeError('the ZEO server did not start: '
+                                           + log.read()[-2000:])
                 time.sleep(0.05)
 
     def stop(self, crash=False):
