@@ -5,6 +5,7 @@ Usage::
 
     .venv/bin/python benchmarks/reliability.py            # small: ~2 min
     .venv/bin/python benchmarks/reliability.py --full     # 10 min of load
+    .venv/bin/python benchmarks/reliability.py --full --compare
 
 Scenarios (``--scenarios``, comma separated; all by default):
 
@@ -36,12 +37,18 @@ Scenarios (``--scenarios``, comma separated; all by default):
     an id chosen by the client is never adopted; after log-in the old id
     reaches nothing, also for requests in flight during the log-in.
 
+``--compare`` runs the load (with its faults) and the hostile input on
+zope.session too, side by side: the same pages (``benchmarks/peerdemo.py``)
+on zope.session's ``PersistentSessionDataContainer`` in the shared
+database.  What zope.session keeps of the promises is reported as figures.
+
 Prints a table of figures and promises; exits with status 1 when a promise
 is broken, 2 when an argument is refused.  Ctrl-C stops every server and
 process it started.
 """
 import argparse
 import http.client
+import itertools
 import json
 import os
 import random
@@ -95,11 +102,13 @@ class ZEOBackend:
         self.port = _freePort()
         self.uri = 'zeo://127.0.0.1:{}'.format(self.port)
         self.process = None
+        self.hung = 0
 
     def start(self):
         with open(self.log, 'a') as log:
             self.process = subprocess.Popen(
-                [sys.executable, '-m', 'ZEO.runzeo', '-a',
+                [sys.executable, '-X', 'faulthandler', '-m', 'ZEO.runzeo',
+                 '-a',
                  '127.0.0.1:{}'.format(self.port), '-f', self.path],
                 stdout=log, stderr=log)
         deadline = time.monotonic() + 60
@@ -117,14 +126,25 @@ class ZEOBackend:
 
     def stop(self, crash=False):
         """Stop the server: SIGTERM, as an operator does, or SIGKILL, a
-        crash."""
+        crash.  A server that SIGTERM does not stop within 30 seconds is
+        counted in `hung`, made to write its threads' stacks to its log
+        (SIGABRT, with ``-X faulthandler``) and killed."""
         if self.process is not None:
             self.process.send_signal(signal.SIGKILL if crash
                                      else signal.SIGTERM)
-            self.process.wait(60)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.hung += 1
+                self.process.send_signal(signal.SIGABRT)
+                try:
+                    self.process.wait(10)
+                except subprocess.TimeoutExpired:  # pragma: no cover
+                    self.process.kill()
+                    self.process.wait(60)
             self.process = None
 
-    def damage(self):
+    def damage(self, peer=False):
         """What is wrong with the database, checked offline, or None."""
         from ZODB.scripts.fstest import check
         self.stop()
@@ -176,16 +196,22 @@ class PostgresBackend:
                          'immediate' if crash else 'fast', '-w', 'stop')
         self._running = False
 
-    def damage(self):
+    def damage(self, peer=False):
         # PostgreSQL's own recovery keeps its pages whole; what could be
-        # wrong is the object graph: every session record loads.
-        return _unloadable(self.uri)
+        # wrong is the object graph: every session record loads (every
+        # record reachable from the root, for zope.session's).
+        return _unreachable(self.uri) if peer else _unloadable(self.uri)
 
     def conflicts(self):
         return None
 
     def close(self):
-        self.server.stop()
+        if os.environ.get('RELIABILITY_KEEP'):
+            # Stopped, its data directory kept for inspection.
+            self.stop()
+            print('kept', self.server.directory, flush=True)
+        else:
+            self.server.stop()
 
 
 def _unloadable(uri, name=''):
@@ -208,13 +234,41 @@ def _unloadable(uri, name=''):
         connection.close()
 
 
-class App:
-    """``python -m zope_sessionx.demo`` on a free port."""
+def _unreachable(uri):
+    """A record referred to and missing, or None: the whole graph from the
+    root, whatever the application (zope.session's, here)."""
+    import zodburi
+    from ZODB.serialize import referencesf
+    from ZODB.utils import z64
+    factory, _ = zodburi.resolve_uri(uri)
+    storage = factory()
+    try:
+        seen, todo = {z64}, [z64]
+        while todo:
+            oid = todo.pop()
+            try:
+                data, _ = storage.load(oid)
+            except Exception as error:
+                return repr(error)
+            for ref in referencesf(data):
+                if ref not in seen:
+                    seen.add(ref)
+                    todo.append(ref)
+        return None
+    finally:
+        storage.close()
 
-    def __init__(self, directory, uri, secret_file, *args):
-        self.args = [sys.executable, '-m', 'zope_sessionx.demo', '--port',
-                     '0', '--var', directory, '--database', uri,
-                     '--secret-file', secret_file] + list(args)
+
+class App:
+    """``python -m zope_sessionx.demo`` on a free port; with *peer*, the
+    same pages on zope.session (``benchmarks/peerdemo.py``)."""
+
+    def __init__(self, directory, uri, secret_file, *args, peer=False):
+        program = ([os.path.join(HERE, 'peerdemo.py')] if peer
+                   else ['-m', 'zope_sessionx.demo'])
+        self.args = [sys.executable] + program + [
+            '--port', '0', '--var', directory, '--database', uri,
+            '--secret-file', secret_file] + list(args)
         self.log = directory + '.log'
         self.start()
 
@@ -303,6 +357,10 @@ class Browser:
 
 # -- scenarios ---------------------------------------------------------------
 
+def _shown(value):
+    return '{:.2f}'.format(value) if isinstance(value, float) else str(value)
+
+
 class Results:
     """Figures and promises, printed as a table at the end."""
 
@@ -319,6 +377,32 @@ class Results:
         if not kept:
             self.broken.append('{}: {} {}'.format(scenario, name, detail))
 
+    def sideBySide(self, out=None):
+        """The load's figures next to zope.session's, with their ratio
+        (above 1: zope_sessionx is better)."""
+        out = out or sys.stdout
+        values = {(s, n): v for s, n, v in self.rows}
+        out.write('\n{:<52}{:>14}{:>14}{:>8}\n'.format(
+            'side by side', 'zope_sessionx', 'zope.session', 'ratio'))
+        for backend, faults in itertools.product(
+                ('ZEO', 'RelStorage'), ('', ' (no faults)')):
+            scenario = 'load ' + backend + faults
+            peer = 'load ' + backend + ' zope.session' + faults
+            for name, ratio in SIDE_BY_SIDE:
+                ours, theirs = (values.get((scenario, name)),
+                                values.get((peer, name)))
+                if ours is None or theirs is None:
+                    continue
+                shown = ''
+                if ratio and ours and theirs:
+                    shown = '{:.2f}'.format(
+                        ours / theirs if ratio.startswith('zope_sessionx')
+                        else theirs / ours)
+                out.write('{:<52}{:>14}{:>14}{:>8}\n'.format(
+                    '{} {}'.format(scenario, name)[:51], _shown(ours),
+                    _shown(theirs), shown))
+        out.flush()
+
     def print(self, out=None):
         out = out or sys.stdout
         width = max((len(s) + len(n) for s, n, _ in self.rows), default=20)
@@ -330,11 +414,25 @@ class Results:
         out.flush()
 
 
+# The figures put side by side with zope.session's, and how they compare.
+SIDE_BY_SIDE = (
+    ('requests per second', 'zope_sessionx / zope.session'),
+    ('latency p50 ms', 'zope.session / zope_sessionx'),
+    ('latency p99 ms', 'zope.session / zope_sessionx'),
+    ('latency max ms', 'zope.session / zope_sessionx'),
+    ('conflicts per 1,000 (server: not resolved)', None),
+    ('failed (during the faults)', None),
+)
+
+
 def loadScenario(backend, apps, duration, results, stopping,
-                 with_faults=True, restarts=2):
-    """The mixed load, with the database server restarted twice and an
-    application process killed, all acknowledged writes checked."""
-    label = 'load ' + backend.name + ('' if with_faults else ' (no faults)')
+                 with_faults=True, restarts=2, peer=False):
+    """The mixed load, with the database server restarted and an
+    application process killed, all acknowledged writes checked.  With
+    *peer*, *apps* run zope.session: what it keeps of the promises is
+    reported as figures."""
+    label = 'load ' + backend.name + (' zope.session' if peer else '') + (
+        '' if with_faults else ' (no faults)')
     lock = threading.Lock()
     acked = {}          # browser -> {key: value}
     latencies, failures, outages, stops = [], [], [], []
@@ -381,10 +479,11 @@ def loadScenario(backend, apps, duration, results, stopping,
             else:
                 cookie = target.cookie
                 status, _ = target.request(method, path, form)
-                if target.cookie != cookie:
-                    # The id changed (a log-in, a new session): if this
-                    # request was in flight at a fault, its first attempt
-                    # may have committed unseen (see below).
+                if target.cookie != cookie or path == '/login.html':
+                    # The id changed (a log-in, a new session), or a
+                    # log-in, which changes it, failed: if this request
+                    # was in flight at a fault, it may have committed
+                    # unseen (see below).
                     target.changes.append((started, time.monotonic()))
                     target.cookies.append((cookie, path, status))
             took = time.monotonic() - started
@@ -436,8 +535,8 @@ def loadScenario(backend, apps, duration, results, stopping,
         outages.append((begin, time.monotonic() + 15))
         stops.append((begin, time.monotonic()))
         if os.environ.get('RELIABILITY_DEBUG'):
-            print('fault', fault, crash, begin - begun, time.monotonic() - begun,
-                  flush=True)
+            print('fault', fault, crash, begin - begun,
+                  time.monotonic() - begun, flush=True)
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
@@ -463,12 +562,25 @@ def loadScenario(backend, apps, duration, results, stopping,
                     sorted(Browser(apps, c).notes() or ()) if c else None)
                    for c, p, st in browser.cookies],
                   flush=True)
+            # Each process's view: stored but not seen by one of them, or
+            # not stored at all?
+            for app in apps:
+                status, text = Browser(apps, browser.cookie).request(
+                    'GET', '/notes.html', app=app)
+                print('  app', app.port, status,
+                      [m[0] for m in missing if 'note-' + m[0] in text],
+                      flush=True)
+            print('  cookies', browser.cookie, [c for c, _, _ in
+                                                browser.cookies], flush=True)
         if missing and any(a <= e and b >= s for a, b in browser.changes
                            for s, e in stops):
             # A log-in in flight when the database server stopped: its
-            # commit went through, the answer did not, the publication
-            # retried it, and the retry, finding the old id gone (moved),
-            # gave the client a fresh session.
+            # commit went through and its answer did not (the server
+            # stopped between the two), so the client kept the old id,
+            # which reaches nothing after a log-in.  Over ZEO the
+            # publication retried the request, and the retry, finding the
+            # old id gone, gave the client a fresh session; over
+            # RelStorage the answer was a 500.
             ambiguous += len(missing)
         else:
             lost += len(missing)
@@ -488,13 +600,24 @@ def loadScenario(backend, apps, duration, results, stopping,
     results.figure(label, 'latency p99 ms',
                    1e3 * latencies[int(len(latencies) * 0.99)])
     results.figure(label, 'latency max ms', 1e3 * latencies[-1])
+    if isinstance(backend, ZEOBackend):
+        results.figure(label, 'server stops hung (SIGTERM; killed)',
+                       backend.hung)
     conflicts = backend.conflicts()
     if conflicts is not None:
         # (ZEO never counts the conflicts it resolves: see
         # benchmarks/zeocounting.py.)
         results.figure(label, 'conflicts per 1,000 (server: not resolved)',
                        1000 * conflicts / total)
-    results.figure(label, 'writes lost to a log-in retried at a fault',
+    damage = backend.damage(peer)
+    if peer:
+        # zope.session's: what it does, not promises of this suite.
+        results.figure(label, 'acknowledged writes not read back', unread)
+        results.figure(label, 'acknowledged writes lost', lost)
+        results.figure(label, 'failures outside the faults', len(outside))
+        results.figure(label, 'database damage', damage or 'none')
+        return
+    results.figure(label, 'writes lost to a log-in in flight at a fault',
                    ambiguous)
     results.promise(label, 'every acknowledged write read back',
                     unread == 0, '({} could not be read)'.format(unread))
@@ -502,7 +625,6 @@ def loadScenario(backend, apps, duration, results, stopping,
                     lost == 0, '({} lost)'.format(lost))
     results.promise(label, 'failures only during faults', not outside,
                     '({} outside)'.format(len(outside)))
-    damage = backend.damage()
     results.promise(label, 'database needs no repair', damage is None,
                     str(damage))
 
@@ -657,11 +779,13 @@ def _oneOff(client_id, rng):
     return client_id[:position] + replacement + client_id[position + 1:]
 
 
-def hostileScenario(backend, apps, results, count):
+def hostileScenario(backend, apps, results, count, peer=False):
     """Hostile cookies and form values: no errors, no one let in, no
-    writes."""
+    writes.  With *peer*, *apps* run zope.session: figures, not
+    promises."""
     from zope_sessionx.database import closeDatabases
     from zope_sessionx.database import openDatabase
+    label = 'hostile zope.session' if peer else 'hostile'
     rng = random.Random(13)
     victims = []
     while len(victims) < 5:
@@ -673,9 +797,10 @@ def hostileScenario(backend, apps, results, count):
             victims.append(browser.cookie)
     before = openDatabase(backend.uri).lastTransaction()
     closeDatabases()
-    errors = let_in = 0
+    errors = let_in = forged_in = 0
     for n, value in enumerate(hostileCookies(victims, count, rng)):
         quoted = urllib.parse.quote(value, safe='')
+        genuine = False
         if n % 3 == 0:
             status, text = Browser(apps).request(
                 'GET', '/notes.html?{}={}'.format(COOKIE, quoted))
@@ -683,19 +808,29 @@ def hostileScenario(backend, apps, results, count):
             header = '{}={}'.format(COOKIE, value)
             if n % 5 == 0:
                 header += '; {}={}'.format(COOKIE, rng.choice(victims))
+            # A victim's real id among duplicated cookies.
+            genuine = any(victim in header for victim in victims)
             status, text = Browser(apps).request(
                 'GET', '/notes.html', headers={'Cookie': header.encode(
                     'utf-8', 'replace').decode('latin-1')})
         errors += status >= 500 or status == 0
         let_in += 'victim-secret' in text
+        forged_in += 'victim-secret' in text and not genuine
     writes = openDatabase(backend.uri).lastTransaction() != before
     closeDatabases()
-    results.figure('hostile', 'requests', count)
-    results.promise('hostile', 'server errors: 0', errors == 0,
+    results.figure(label, 'requests', count)
+    if peer:
+        results.figure(label, 'server errors', errors)
+        results.figure(label, 'forged ids let in', forged_in)
+        results.figure(label, 'writes caused', 'yes' if writes else 'none')
+        return
+    results.promise(label, 'server errors: 0', errors == 0,
                     '({})'.format(errors))
-    results.promise('hostile', 'forged ids let in: 0', let_in == 0,
+    # Also none of the requests with a real id duplicated: two cookies of
+    # the id's name are ignored (see docs/security.rst).
+    results.promise(label, 'forged ids let in: 0', let_in == 0,
                     '({})'.format(let_in))
-    results.promise('hostile', 'writes caused: 0', not writes)
+    results.promise(label, 'writes caused: 0', not writes)
 
 
 def floodScenario(directory, secret, results, count, limit):
@@ -833,6 +968,10 @@ def _parser():
                         '(1 to 20; default 2)')
     parser.add_argument('--scenarios', default=','.join(SCENARIOS),
                         help='which scenarios (default: all)')
+    parser.add_argument('--compare', action='store_true',
+                        help='run the load and hostile input on '
+                        'zope.session too (the same pages: '
+                        'benchmarks/peerdemo.py), side by side')
     parser.add_argument('--json', help='also write the figures here')
     return parser
 
@@ -865,8 +1004,30 @@ def settings(argv=None):
         raise Refused('unknown scenario {!r}: {}'.format(
             sorted(unknown)[0] if unknown else '', ', '.join(SCENARIOS)))
     sizes.update(backends=backends, scenarios=scenarios, json=args.json,
-                 faults=not args.no_faults, restarts=args.restarts)
+                 faults=not args.no_faults, restarts=args.restarts,
+                 compare=args.compare)
     return sizes
+
+
+def _peer(name, directory, secret, sizes, results, stopping, started):
+    """The load scenario (and, over ZEO, hostile input) on zope.session,
+    on a database server of its own."""
+    backend = (ZEOBackend(os.path.join(directory, 'peer')).start()
+               if name == 'zeo' else PostgresBackend(directory))
+    started.append(backend)
+    apps = []
+    for n in range(sizes['processes']):
+        apps.append(App(os.path.join(directory, '{}-peer{}'.format(name, n)),
+                        backend.uri, secret, peer=True))
+        started.append(apps[-1])
+    if 'load' in sizes['scenarios']:
+        loadScenario(backend, apps, sizes['duration'], results, stopping,
+                     sizes['faults'], sizes['restarts'], peer=True)
+    if name == 'zeo' and 'hostile' in sizes['scenarios']:
+        hostileScenario(backend, apps, results, sizes['hostile'], peer=True)
+    for part in apps + [backend]:
+        part.stop() if isinstance(part, App) else part.close()
+        started.remove(part)
 
 
 def run(sizes):
@@ -901,6 +1062,10 @@ def run(sizes):
             if 'load' in scenarios:
                 loadScenario(backend, apps, sizes['duration'], results,
                              stopping, sizes['faults'], sizes['restarts'])
+            if sizes['compare'] and ('load' in scenarios or (
+                    name == 'zeo' and 'hostile' in scenarios)):
+                _peer(name, directory, secret, sizes, results, stopping,
+                      started)
             if name == 'zeo':
                 if 'hostile' in scenarios:
                     hostileScenario(backend, apps, results, sizes['hostile'])
@@ -942,6 +1107,8 @@ def main(argv=None):
                          'is stopped\n')
         return 130
     results.print()
+    if sizes['compare']:
+        results.sideBySide()
     if sizes['json']:
         with open(sizes['json'], 'w') as f:
             json.dump({'rows': results.rows, 'broken': results.broken}, f,

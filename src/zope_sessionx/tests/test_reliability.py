@@ -42,17 +42,20 @@ class ReliabilityTests(unittest.TestCase):
         return status, out.getvalue(), err.getvalue()
 
     @skipUnlessAvailable(unavailable())
-    def test_small_version(self):
-        status, out, err = self._main('--duration', '10')
+    def test_small_version_keeps_every_promise(self):
+        status, out, err = self._main('--duration', '10', '--compare')
         # Known and open (docs/reliability.rst, "What it found"): over
-        # RelStorage, a write acknowledged just before PostgreSQL crashed
-        # was once lost; reported, not yet a promise kept.
-        lost = 'acknowledged writes lost otherwise: 0'
+        # ZEO, about one run in twenty with dense restarts loses one
+        # write, unexplained; reported, not yet a promise kept.
+        zeo_lost = 'load ZEO acknowledged writes lost otherwise: 0'
         broken = [line for line in out.splitlines()
-                  if 'BROKEN' in line and lost not in line
+                  if 'BROKEN' in line and not line.startswith(zeo_lost)
+                  and not line.startswith('load ZEO: ' + zeo_lost[9:])
                   and line != 'BROKEN:']
         self.assertEqual(broken, [], out + err)
-        self.assertEqual(out.count(lost), 2)
+        self.assertIn(zeo_lost, out)
+        self.assertIn('load RelStorage acknowledged writes lost otherwise: '
+                      '0  ', out)
         for promise in ('failures only during faults',
                         'database needs no repair',
                         'another cleaner took over in time',
@@ -62,6 +65,43 @@ class ReliabilityTests(unittest.TestCase):
                         'the old id reaches nothing after log-in'):
             self.assertIn(promise, out)
         self.assertIn('load RelStorage', out)
+        # zope.session ran the same load, side by side; its figures are
+        # reported, not promised (it has none to keep here).
+        for backend in ('ZEO', 'RelStorage'):
+            label = 'load {} zope.session '.format(backend)
+            requests = int(self._figure(out, label + 'requests'))
+            self.assertGreater(requests, 50, out)
+            self.assertEqual(
+                self._figure(out, label + 'acknowledged writes not read '
+                             'back'), '0', out)
+            self.assertIn(label + 'acknowledged writes lost', out)
+        self.assertEqual(
+            self._figure(out, 'hostile zope.session requests'),
+            self._figure(out, 'hostile requests'))
+        self.assertIn('load RelStorage requests per second  ',
+                      out[out.index('side by side'):])
+
+    def test_side_by_side_ratios_favour_the_better(self):
+        results = self.suite.Results()
+        for label, rate, p50 in (('load ZEO', 300.0, 20.0),
+                                 ('load ZEO zope.session', 150.0, 50.0)):
+            results.figure(label, 'requests per second', rate)
+            results.figure(label, 'latency p50 ms', p50)
+            results.figure(label, 'failed (during the faults)', 3)
+        out = io.StringIO()
+        results.sideBySide(out)
+        lines = out.getvalue().splitlines()
+        self.assertEqual(lines[2].split()[-3:], ['300.00', '150.00', '2.00'])
+        self.assertEqual(lines[3].split()[-3:], ['20.00', '50.00', '2.50'])
+        # A count has no ratio.
+        self.assertEqual(lines[4].split()[-2:], ['3', '3'])
+        self.assertEqual(len(lines), 5)
+
+    def _figure(self, out, name):
+        for line in out.splitlines():
+            if line.startswith(name + '  '):
+                return line[len(name):].strip()
+        self.fail('no figure {!r} in\n{}'.format(name, out))
 
     @skipUnlessAvailable(unavailable())
     def test_small_load_without_faults_loses_nothing(self):
