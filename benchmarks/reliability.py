@@ -833,9 +833,14 @@ def hostileScenario(backend, apps, results, count, peer=False):
     results.promise(label, 'writes caused: 0', not writes)
 
 
+SENDERS = 4
+
+
 def floodScenario(directory, secret, results, count, limit):
     """New clients against a container holding at most *limit*, in a
     session database of its own."""
+    from zope_sessionx.database import closeDatabases
+    from zope_sessionx.database import openDatabase
     backend = ZEOBackend(os.path.join(directory, 'flood')).start()
     apps = []
     try:
@@ -847,13 +852,39 @@ def floodScenario(directory, secret, results, count, limit):
         regular.request('POST', '/notes.html', {'key': 'k', 'value': 'kept'})
         memory = [app.rss() for app in apps]
         statuses = {}
-        unreadable = 0
-        for n in range(count):
-            status, _ = Browser(apps).request(
-                'POST', '/notes.html', {'key': 'k', 'value': str(n)})
-            statuses[status] = statuses.get(status, 0) + 1
-            if n % 50 == 0 and (regular.notes() or {}).get('k') != 'kept':
-                unreadable += 1
+        unreadable = []
+        stored = []
+        lock = threading.Lock()
+        tm = transaction.TransactionManager()
+        connection = openDatabase(backend.uri).open(transaction_manager=tm)
+        sdc = connection.root()['zope_sessionx']['']
+
+        def flood(first):
+            # SENDERS at once, as a flood comes; the first also reads the
+            # regular client's session, and counts the sessions stored,
+            # every 200 requests.
+            for n in range(first, count, SENDERS):
+                status, _ = Browser(apps).request(
+                    'POST', '/notes.html', {'key': 'k', 'value': str(n)})
+                with lock:
+                    statuses[status] = statuses.get(status, 0) + 1
+                if first == 0 and n % 200 == 0:
+                    if (regular.notes() or {}).get('k') != 'kept':
+                        unreadable.append(n)
+                    tm.begin()
+                    stored.append(len(sdc))
+
+        senders = [threading.Thread(target=flood, args=(first,))
+                   for first in range(SENDERS)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        tm.begin()
+        stored.append(len(sdc))
+        tm.abort()
+        connection.close()
+        closeDatabases()
         grown = max(app.rss() - before
                     for app, before in zip(apps, memory))
         # Back to normal once the flood's sessions expired (real processes,
@@ -876,10 +907,15 @@ def floodScenario(directory, secret, results, count, limit):
               if status not in (200, 503)}
     results.promise('flood', 'no other answer than 200 or 503', not others,
                     str(others))
-    results.promise('flood', 'sessions stored within the limit',
-                    statuses.get(200, 0) <= limit)
+    results.figure('flood', 'most sessions stored at once', max(stored))
+    # Requests creating sessions at the same moment may each pass the
+    # limit once (docs/expiry.rst, "Limits").
+    results.promise('flood', 'sessions stored within the limit (+ {} '
+                    'senders)'.format(SENDERS), max(stored) <= limit + SENDERS,
+                    '({})'.format(max(stored)))
     results.promise('flood', 'existing session readable throughout',
-                    unreadable == 0, '({} times not)'.format(unreadable))
+                    not unreadable,
+                    '({} times not)'.format(len(unreadable)))
     results.promise('flood', 'worker memory bounded (< 200 MB growth)',
                     grown < 200)
     results.promise('flood', 'new clients welcome after cleanup',

@@ -760,6 +760,23 @@ class RealConnectionsTests(ComponentsTestCase):
         self.assertNotIn('client0', self.sdc)
         self.assertIn('client1', self.sdc)
 
+    def test_limit_exceeded_by_at_most_the_concurrent_creations(self):
+        # Documented (maxNumber, docs/expiry.rst): each request checks the
+        # count it reads; two creating at once, at one below the limit,
+        # both commit (the counts merge), and the next is refused.
+        from zope_sessionx.interfaces import SessionLimitError
+        self.sdc.maxNumber = 22
+        self.tm.commit()
+        (tm1, one), (tm2, two) = self._other(), self._other()
+        one['new1'] = SessionData()
+        two['new2'] = SessionData()
+        tm1.commit()
+        tm2.commit()
+        tm3, three = self._other()
+        self.assertEqual(len(three), 23)
+        with self.assertRaises(SessionLimitError):
+            three['new3'] = SessionData()
+
 
 AFTER_GRACE = 60 + 2 * 60 + 1
 
