@@ -834,6 +834,9 @@ def hostileScenario(backend, apps, results, count, peer=False):
 
 
 SENDERS = 4
+# KB per request the Zope stack keeps, whatever the application (see the
+# flood's memory promise), with a margin.
+STACK_LEAK_KB = 3
 
 
 def floodScenario(directory, secret, results, count, limit):
@@ -859,27 +862,44 @@ def floodScenario(directory, secret, results, count, limit):
         connection = openDatabase(backend.uri).open(transaction_manager=tm)
         sdc = connection.root()['zope_sessionx']['']
 
+        sent = [0]
+        flooding = threading.Event()
+        flooding.set()
+        # The workers' memory: (requests sent, MB), every half second.
+        rss = []
+
         def flood(first):
-            # SENDERS at once, as a flood comes; the first also reads the
-            # regular client's session, and counts the sessions stored,
-            # every 200 requests.
+            # SENDERS at once, as a flood comes; the first also counts
+            # the sessions stored every 200 requests.
             for n in range(first, count, SENDERS):
                 status, _ = Browser(apps).request(
                     'POST', '/notes.html', {'key': 'k', 'value': str(n)})
                 with lock:
                     statuses[status] = statuses.get(status, 0) + 1
+                    sent[0] += 1
                 if first == 0 and n % 200 == 0:
-                    if (regular.notes() or {}).get('k') != 'kept':
-                        unreadable.append(n)
                     tm.begin()
                     stored.append(len(sdc))
 
+        def visit():
+            # The regular client comes back every half second (its
+            # session lasts two), as someone browsing does.
+            while flooding.is_set():
+                if (regular.notes() or {}).get('k') != 'kept':
+                    unreadable.append(sent[0])
+                rss.append((sent[0], max(app.rss() for app in apps)))
+                time.sleep(0.5)
+
         senders = [threading.Thread(target=flood, args=(first,))
                    for first in range(SENDERS)]
+        visitor = threading.Thread(target=visit)
+        visitor.start()
         for sender in senders:
             sender.start()
         for sender in senders:
             sender.join()
+        flooding.clear()
+        visitor.join()
         tm.begin()
         stored.append(len(sdc))
         tm.abort()
@@ -887,6 +907,8 @@ def floodScenario(directory, secret, results, count, limit):
         closeDatabases()
         grown = max(app.rss() - before
                     for app, before in zip(apps, memory))
+        if os.environ.get('RELIABILITY_DEBUG'):
+            print('rss', rss[::max(1, len(rss) // 40)], flush=True)
         # Back to normal once the flood's sessions expired (real processes,
         # real time: two seconds) and were removed.
         time.sleep(3)
@@ -916,8 +938,14 @@ def floodScenario(directory, secret, results, count, limit):
     results.promise('flood', 'existing session readable throughout',
                     not unreadable,
                     '({} times not)'.format(len(unreadable)))
-    results.promise('flood', 'worker memory bounded (< 200 MB growth)',
-                    grown < 200)
+    # The Zope stack itself keeps about 2.7 KB per request, in any
+    # application (zope.session's demo too): the C security proxies leak
+    # on some attribute lookups (docs/reliability.rst, "What it found").
+    # Beyond that, a refused client must cost nothing.
+    bound = 50 + STACK_LEAK_KB * count / 1024
+    results.promise('flood', 'worker memory bounded (< {:.0f} MB growth)'
+                    .format(bound), grown < bound,
+                    '({:.0f} MB)'.format(grown))
     results.promise('flood', 'new clients welcome after cleanup',
                     after == 200, '({})'.format(after))
 

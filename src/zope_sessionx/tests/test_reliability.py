@@ -42,7 +42,7 @@ class ReliabilityTests(unittest.TestCase):
         return status, out.getvalue(), err.getvalue()
 
     @skipUnlessAvailable(unavailable())
-    def test_small_version_keeps_every_promise(self):
+    def test_small_version(self):
         status, out, err = self._main('--duration', '10', '--compare')
         # Known and open (docs/reliability.rst, "What it found"): over
         # ZEO, about one run in twenty with dense restarts loses one
