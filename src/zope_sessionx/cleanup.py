@@ -25,6 +25,7 @@ import transaction
 import zope.event
 from transaction.interfaces import TransientError
 from ZODB.POSException import ConflictError
+from ZODB.POSException import POSKeyError
 from zope.interface import implementer
 
 from zope_sessionx.events import CleanupRoundEvent
@@ -213,11 +214,11 @@ class Cleaner:
                 self.round()
             except TransientError as error:
                 # The ZEO server is out of reach, say: try again later.
-                self.transaction_manager.abort()
+                self._abort()
                 logger.warning('cleanup round failed, retrying in %s s: %r',
                                period, error)
             except Exception:
-                self.transaction_manager.abort()
+                self._abort()
                 if self._closed():
                     # The database was closed under us (or the container
                     # is gone): nothing left to clean.
@@ -230,13 +231,22 @@ class Cleaner:
             except Exception:
                 # Out of reach, or closed (the next round finds out which):
                 # keep the last period known.
-                self.transaction_manager.abort()
+                self._abort()
             self._stopping.wait(period)
+
+    def _abort(self):
+        # After a failure the database server may still be out of reach,
+        # and the abort fail too (RelStorage polls the server when a
+        # transaction ends): the next transaction begins afresh anyway.
+        try:
+            self.transaction_manager.abort()
+        except Exception:
+            logger.debug('abort after a failure failed', exc_info=True)
 
     def _close(self):
         # Let go of the connections the opener keeps, so that a stopped
         # cleaner holds no database open.
-        self.transaction_manager.abort()
+        self._abort()
         close = getattr(self._open, 'close', None)
         if close is not None:
             close()
@@ -255,8 +265,16 @@ class Cleaner:
             self.transaction_manager.abort()
         except TransientError:
             return False
-        except Exception:
+        except POSKeyError:
+            # The stored container is gone.
             return True
+        except Exception:
+            self._abort()
+            # A stored container's database says whether it is closed: if
+            # not, its server is out of reach (RelStorage's errors are not
+            # transient ones), and the cleaner waits for it.
+            closed = getattr(self._open, 'closed', None)
+            return True if closed is None else closed()
         return container is None
 
     def stop(self, timeout=None):
@@ -298,6 +316,10 @@ class StoredOpener:
             connection = self.db.open(transaction_manager=transaction_manager)
             self._connections[transaction_manager] = connection
         return connection.get(self.oid)
+
+    def closed(self):
+        """Whether the database (or this opener) is closed."""
+        return self.db is None or not hasattr(self.db, '_mvcc_storage')
 
     def close(self):
         """Close the connections opened, and forget the database."""

@@ -659,6 +659,65 @@ class CleanerThreadTests(_DatabaseTestCase):
               "ClientDisconnected('server gone')"),
              ('ERROR', 'cleanup round failed')])
 
+    def test_thread_waits_out_a_lost_relstorage_server(self):
+        # RelStorage's errors for a server out of reach are not transient
+        # ones, and aborting fails too (it polls the server when a
+        # transaction ends): the cleaner neither dies nor stops, and
+        # cleans once the server is back.
+        class OutOfReach(Exception):
+            pass
+
+        sdc = self.sdc
+        sdc.cleanupPeriod = 1
+        self.app.commit()
+        self._populate(2)
+        self._expire()
+        opener = cleanup.StoredOpener(self.fs.db, sdc._p_oid)
+        calls, rounds = [], []
+
+        server = {'away': True}
+
+        def away():
+            return server['away']
+
+        def flaky_opener(tm):
+            if away():
+                raise OutOfReach('server closed the connection')
+            return opener(tm)
+
+        flaky_opener.closed = opener.closed
+
+        class Aborting(transaction.TransactionManager):
+            def abort(self):
+                super().abort()
+                if away():
+                    raise OutOfReach('server closed the connection')
+
+        class Flaky(cleanup.Cleaner):
+            def round(self):
+                calls.append(True)
+                result = super().round()
+                if result is not None:
+                    rounds.append(result)
+                    self.stop()
+                return result
+
+            def _period(self):
+                # Back before the next round.
+                server['away'] = False
+                return super()._period()
+
+        cleaner = Flaky(flaky_opener, Aborting())
+        with self.assertLogs('zope_sessionx.cleanup', 'ERROR') as logs:
+            cleaner.start()
+            cleaner.join(30)
+        self.assertFalse(cleaner.running)
+        self.assertEqual([r.getMessage() for r in logs.records],
+                         ['cleanup round failed'])
+        self.assertEqual(len(calls), 2)
+        self.assertEqual(rounds[0].timeout, 2)
+        opener.close()
+
     def test_thread_survives_a_failing_round(self):
         calls = []
 
