@@ -617,6 +617,19 @@ class CleanerThreadTests(_DatabaseTestCase):
             'INFO', 'cleaner me stops: its database is closed or its'
             ' container gone')])
 
+    def test_thread_stops_when_stored_container_is_gone(self):
+        # Packed away, say: its database is open, the container is not.
+        from ZODB.POSException import POSKeyError
+
+        def gone(tm):
+            raise POSKeyError(b'\0' * 8)
+
+        gone.closed = lambda: False
+        cleaner = cleanup.Cleaner(gone, holder='me')
+        self.assertEqual(self._stopLogs(cleaner), [(
+            'INFO', 'cleaner me stops: its database is closed or its'
+            ' container gone')])
+
     def test_thread_waits_out_a_lost_zeo_server(self):
         # While the ZEO server is out of reach, rounds fail with a
         # transient error: the cleaner warns and tries again a period
