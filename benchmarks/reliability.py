@@ -509,10 +509,9 @@ def loadScenario(backend, apps, duration, results, stopping,
     started = time.monotonic()
     for thread in threads:
         thread.start()
-    # Faults, at a third and two thirds of the run; an application
-    # process killed half way.
-    # Database server restarts: stopped as an operator does, then (every
-    # other one) crashed.
+    # Faults: the database server restarted `restarts` times, evenly
+    # spread, stopped as an operator does and (every other one) crashed;
+    # an application process killed half way.
     faults = sorted([((n + 1) / (restarts + 1), 'database', n % 2 == 1)
                      for n in range(restarts)] + [(1 / 2, 'app', True)])
     if not with_faults:
