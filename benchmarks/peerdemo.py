@@ -9,7 +9,9 @@ utility of the root folder, and every process has the same cookie name
 and secret.  The
 pages answer the suite's requests as the demo's do (``notes.html``,
 ``value.html``, ``login.html``); zope.session cannot change a client's id,
-so a log-in here only records the name.
+so a log-in here only records the name.  Conflicting requests are tried
+again as the demo's are, after a short random wait
+(``zope_sessionx.demo.publication``).
 
 Not part of the package: it exists to measure zope.session.
 """
@@ -66,6 +68,12 @@ SITE = '''<configure
   <include package="zope.traversing.browser" />
   <include package="zope.app.wsgi" />
   <include package="zope.session" />
+  <publisher
+      name="BROWSER_BACKOFF"
+      factory="zope_sessionx.demo.publication.BackoffBrowserFactory"
+      methods="GET POST HEAD"
+      mimetypes="*"
+      priority="20" />
   <subscriber
       handler="zope.app.appsetup.bootstrap.bootStrapSubscriber"
       for="zope.processlifetime.IDatabaseOpened" />

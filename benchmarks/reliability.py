@@ -500,7 +500,7 @@ def loadScenario(backend, apps, duration, results, stopping,
                         'login-%d-%d' % (number, sequence),
                         (started - begun, took, status, target.cookie and
                          target.cookie[:8]))
-                elif status != 200:
+                if status != 200:
                     failures.append((started, time.monotonic(), status,
                                      path))
 
@@ -589,6 +589,14 @@ def loadScenario(backend, apps, duration, results, stopping,
     if outside and os.environ.get('RELIABILITY_DEBUG'):
         print('outside', [(f[0] - begun, f[1] - begun, f[2], f[3])
                           for f in outside], flush=True)
+    if outside:
+        # What the processes logged, for whoever reads a broken run.
+        for app in apps:
+            with open(app.log, errors='replace') as log:
+                text = log.read()
+            if 'Traceback' in text:
+                sys.stderr.write('{}:\n{}\n'.format(
+                    app.log, text[text.index('Traceback'):][-6000:]))
     latencies.sort()
     total = counts['requests']
     results.figure(label, 'requests', total)
@@ -623,7 +631,8 @@ def loadScenario(backend, apps, duration, results, stopping,
     results.promise(label, 'acknowledged writes lost otherwise: 0',
                     lost == 0, '({} lost)'.format(lost))
     results.promise(label, 'failures only during faults', not outside,
-                    '({} outside)'.format(len(outside)))
+                    '({} outside: {})'.format(len(outside), ', '.join(
+                        '{} {}'.format(f[2], f[3]) for f in outside[:5])))
     results.promise(label, 'database needs no repair', damage is None,
                     str(damage))
     # Each process's cleaner thread outlived the faults (it died, or took

@@ -196,6 +196,98 @@ class DemoTests(_DemoTestCase):
                                                      'Sessions.fs')))
 
 
+class Conflicting:
+    """A page that writes a note, then fails to commit (a conflict) as
+    many times as `left` says."""
+
+    left = 0
+
+    def __init__(self, context, request):
+        self.context = context
+        self.request = request
+
+    def __call__(self):
+        from ZODB.POSException import ConflictError
+
+        from zope_sessionx.demo.views import PKG
+        from zope_sessionx.interfaces import ISession
+        data = ISession(self.request)[PKG]
+        data['note-tries'] = data.get('note-tries', '') + 'x'
+        if Conflicting.left:
+            Conflicting.left -= 1
+            raise ConflictError('in the test')
+        return 'stored'
+
+
+class RetryTests(_DemoTestCase):
+    """A conflicting request is tried again after a random wait, twice as
+    long each time (`zope_sessionx.demo.publication`)."""
+
+    def setUp(self):
+        super().setUp()
+        from zope.configuration import xmlconfig
+
+        from zope_sessionx.demo.publication import BackoffBrowserPublication
+        self.browser = self._start()
+        xmlconfig.string("""
+          <configure xmlns:browser="http://namespaces.zope.org/browser">
+            <include package="zope.browserpage" file="meta.zcml" />
+            <browser:page
+                for="zope.site.interfaces.IRootFolder"
+                name="conflict.html"
+                class="zope_sessionx.tests.test_demo.Conflicting"
+                permission="zope.Public" />
+          </configure>""")
+        self.waits = []
+        for name, value in (('sleep', self.waits.append),
+                            ('random', lambda: 0.5)):
+            setattr(BackoffBrowserPublication, name, staticmethod(value))
+            self.addCleanup(delattr, BackoffBrowserPublication, name)
+        self.addCleanup(setattr, Conflicting, 'left', 0)
+
+    def test_three_conflicts_retried_after_growing_waits(self):
+        Conflicting.left = 3
+        response = self.browser.post('/conflict.html')
+        self.assertEqual(response.text, 'stored')
+        # 0.025 s, then twice, then four times as long (the random factor
+        # 0.5 + 0.5).
+        self.assertEqual(self.waits, [0.025, 0.05, 0.1])
+        # The note was written once: what the failed tries wrote is gone.
+        self.assertIn('<li id="note-tries">x</li>',
+                      self.browser.get('/notes.html').text)
+
+    def test_a_fourth_conflict_is_an_error_without_a_last_wait(self):
+        Conflicting.left = 4
+        self.browser.post('/conflict.html', status=500)
+        self.assertEqual(len(self.waits), 3)
+        self.assertNotIn('note-tries', self.browser.get('/notes.html').text)
+
+    def test_a_request_without_conflict_does_not_wait(self):
+        self.browser.post('/conflict.html')
+        self.assertEqual(self.waits, [])
+
+    def test_interfaces(self):
+        from zope.app.publication.interfaces import IRequestPublicationFactory
+        from zope.interface.verify import verifyObject
+        from zope.publisher.interfaces import IPublication
+
+        from zope_sessionx.demo.publication import BackoffBrowserFactory
+        from zope_sessionx.demo.publication import BackoffBrowserPublication
+        factory = BackoffBrowserFactory()
+        verifyObject(IRequestPublicationFactory, factory)
+        request_class, publication_class = factory()
+        self.assertIs(publication_class, BackoffBrowserPublication)
+        verifyObject(IPublication, BackoffBrowserPublication(self.demo.db))
+
+    def test_waits_are_random_between_half_and_one_and_a_half(self):
+        from zope_sessionx.demo.publication import BackoffBrowserPublication
+        publication = BackoffBrowserPublication(self.demo.db)
+        for value, expected in ((0.0, 0.0125), (0.999, 0.037475)):
+            publication.random = lambda: value
+            self.assertAlmostEqual(publication.wait(0), expected)
+        self.assertAlmostEqual(publication.wait(2), 4 * 0.037475)
+
+
 class _Process:
     """``python -m zope_sessionx.demo`` on a free port of 127.0.0.1."""
 

@@ -107,7 +107,7 @@ class ReliabilityTests(unittest.TestCase):
     def test_small_load_without_faults_loses_nothing(self):
         status, out, err = self._main('--duration', '10', '--no-faults',
                                       '--scenarios', 'load')
-        self.assertNotIn('BROKEN', out)
+        self.assertNotIn('BROKEN', out, err)
         self.assertEqual(status, 0, out + err)
         self.assertIn('load ZEO (no faults) acknowledged writes lost '
                       'otherwise: 0', out)

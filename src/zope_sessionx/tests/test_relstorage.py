@@ -84,6 +84,58 @@ class RelStorageTests(unittest.TestCase):
                          {'cart': ['book'], 'note': 'one', 'gift': 'two'})
         tm3.abort()
 
+    def test_a_read_record_being_committed_conflicts_at_once(self):
+        # Why the demo waits before it retries (docs/deployment.rst): a
+        # request writing into a session must find the session's
+        # access-time record unchanged at commit (``readCurrent``).  While
+        # another transaction is committing a change to that record,
+        # RelStorage does not wait for it: the commit conflicts at once,
+        # and a retry after the other commit lands.
+        import threading
+
+        from ZODB.POSException import ReadConflictError
+        tm, session = self._request()
+        session['shop']['cart'] = ['book']
+        tm.commit()
+        client_id = session.client_id
+        voted, finish = threading.Event(), threading.Event()
+
+        class Held:
+            """Holds its transaction between the vote and the finish."""
+
+            def sortKey(self):
+                return '~ after the connections'
+
+            def tpc_vote(self, txn):
+                voted.set()
+                finish.wait(30)
+
+            tpc_begin = commit = tpc_finish = tpc_abort = abort = (
+                lambda self, txn: None)
+
+        tm1, one = self._request(client_id)
+        sdc = zope.component.getUtility(ISessionDataContainer)
+        sdc.get(client_id).setLastAccessTime(int(self.clock()) + 60)
+        tm1.get().join(Held())
+        committer = threading.Thread(target=tm1.commit)
+        committer.start()
+        self.addCleanup(committer.join)
+        self.addCleanup(finish.set)
+        self.assertTrue(voted.wait(30))
+        tm2, two = self._request(client_id)
+        two['shop']['gift'] = 'two'
+        with self.assertRaises(ReadConflictError):
+            tm2.commit()
+        tm2.abort()
+        finish.set()
+        committer.join()
+        tm3, three = self._request(client_id)
+        three['shop']['gift'] = 'two'
+        tm3.commit()
+        tm4, four = self._request(client_id)
+        self.assertEqual(four['shop']['gift'], 'two')
+        tm4.abort()
+
     def test_cleaner_removes_expired_sessions(self):
         from zope_sessionx.cleanup import Cleaner
         for _ in range(3):
