@@ -68,12 +68,7 @@ SITE = '''<configure
   <include package="zope.traversing.browser" />
   <include package="zope.app.wsgi" />
   <include package="zope.session" />
-  <publisher
-      name="BROWSER_BACKOFF"
-      factory="zope_sessionx.demo.publication.BackoffBrowserFactory"
-      methods="GET POST HEAD"
-      mimetypes="*"
-      priority="20" />
+  <include package="zope_sessionx.demo" file="publication.zcml" />
   <subscriber
       handler="zope.app.appsetup.bootstrap.bootStrapSubscriber"
       for="zope.processlifetime.IDatabaseOpened" />
