@@ -19,7 +19,6 @@ import argparse
 import gc
 import html
 import os
-import signal
 import sys
 
 import transaction
@@ -35,6 +34,8 @@ from zope.app.wsgi import WSGIPublisherApplication
 from zope.session.interfaces import ISession
 from zope.session.interfaces import ISessionDataContainer
 from zope.session.session import PersistentSessionDataContainer
+
+from zope_sessionx.demo.__main__ import serve
 
 
 PKG = 'zope_sessionx.demo'
@@ -158,10 +159,6 @@ def makeApplication(var, database, secret_file):
     return WSGIPublisherApplication(db), db
 
 
-def _stop(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='benchmarks/peerdemo.py')
     parser.add_argument('--port', type=int, default=8080)
@@ -176,12 +173,7 @@ def main(argv=None):
     gc.freeze()
     print('Serving zope.session on http://127.0.0.1:{}/index.html'.format(
         server.effective_port), flush=True)
-    signal.signal(signal.SIGTERM, _stop)
-    try:
-        server.run()
-    finally:
-        server.close()
-        db.close()
+    serve(server, db.close)
 
 
 if __name__ == '__main__':

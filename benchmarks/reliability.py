@@ -318,6 +318,9 @@ class Browser:
         # id each replaced, with the request's path and status.
         self.changes = []
         self.cookies = []
+        # Each request: (port, method, path, status, id before, id after,
+        # sent, answered), for RELIABILITY_DEBUG.
+        self.trail = []
 
     def request(self, method, path, form=None, headers=None, app=None):
         """(status, body); status 0 when the connection failed."""
@@ -331,14 +334,20 @@ class Browser:
             headers['Content-Type'] = 'application/x-www-form-urlencoded'
         connection = http.client.HTTPConnection('127.0.0.1', app.port,
                                                 timeout=60)
+        sent = time.time()
         try:
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             text = response.read().decode('utf-8', 'replace')
+            before = self.cookie
             for header in response.headers.get_all('Set-Cookie') or ():
                 name, value = header.split(';')[0].split('=', 1)
                 if name == COOKIE:
                     self.cookie = value or None
+            self.trail.append((app.port, method, path, response.status,
+                               before and before[:8],
+                               self.cookie and self.cookie[:8], sent,
+                               time.time()))
             return response.status, text
         except (OSError, http.client.HTTPException):
             return 0, ''
@@ -569,6 +578,13 @@ def loadScenario(backend, apps, duration, results, stopping,
                 print('  app', app.port, status,
                       [m[0] for m in missing if 'note-' + m[0] in text],
                       flush=True)
+            # The requests that changed the id, and the one before each:
+            # which process answered, and when (the clock of the
+            # processes' logs).
+            trail = browser.trail
+            print('  trail', [entry for n, entry in enumerate(trail)
+                              if any(e[4] != e[5] for e in trail[n:n + 2])],
+                  flush=True)
             print('  cookies', browser.cookie, [c for c, _, _ in
                                                 browser.cookies], flush=True)
         if missing and any(a <= e and b >= s for a, b in browser.changes

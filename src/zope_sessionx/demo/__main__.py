@@ -94,16 +94,22 @@ def _stop(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv=None):
-    """Serve the demo until Ctrl-C or SIGTERM."""
-    server, demo = prepare(argv)
+def serve(server, close):
+    """Run the waitress *server* until Ctrl-C or SIGTERM; then close it,
+    and call *close* (which closes the databases)."""
     signal.signal(signal.SIGTERM, _stop)
     try:
         # Returns on Ctrl-C (and so on SIGTERM): waitress stops then.
         server.run()
     finally:
         server.close()
-        demo.close()
+        close()
+
+
+def main(argv=None):
+    """Serve the demo until Ctrl-C or SIGTERM."""
+    server, demo = prepare(argv)
+    serve(server, demo.close)
 
 
 if __name__ == '__main__':  # pragma: no cover

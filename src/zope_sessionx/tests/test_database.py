@@ -18,6 +18,21 @@ from zope_sessionx.tests.helpers import makeRequest
 from zope_sessionx.tests.helpers import provideSessions
 
 
+class Held(list):
+    """Invalidations a test's ZEO server holds back."""
+
+    holding = False
+
+    def __init__(self):
+        super().__init__()
+        self.asked = threading.Event()
+
+    def release(self):
+        self.holding = False
+        while self:
+            self.pop(0)()
+
+
 class _DatabaseTestCase(ComponentsTestCase):
 
     def setUp(self):
@@ -75,6 +90,7 @@ class OpenDatabaseTests(_DatabaseTestCase):
     def test_zeo_transactions_begin_with_a_server_round_trip(self):
         import ZEO
 
+        from zope_sessionx.database import CatchUp
         from zope_sessionx.database import _serverSync
         from zope_sessionx.database import closeDatabases
         from zope_sessionx.database import openDatabase
@@ -84,12 +100,125 @@ class OpenDatabaseTests(_DatabaseTestCase):
         for given, expected in (('', True), ('&server_sync=false', False),
                                 ('&server_sync=true', True)):
             db = openDatabase(uri + given)
-            self.assertIs(db.storage.server_sync, expected, given)
-            # What ZODB calls as each transaction begins: a ping.
-            self.assertIs(db.storage.sync is db.storage.ping, expected)
+            # What ZODB calls as each transaction begins.
+            self.assertIs(isinstance(db.storage.sync, CatchUp), expected)
+            # Not ZEO's own server_sync, which a reconnection would put
+            # back in place.
+            self.assertFalse(db.storage.server_sync)
             closeDatabases()
         # Other URIs are left alone.
         self.assertEqual(_serverSync(self.uri), (self.uri, None))
+
+    def _heldInvalidations(self):
+        """Start a ZEO server that holds back the invalidations of the
+        commits made while ``held.holding`` is set, as ZEO's server does
+        for a turn of its event loop; return ``(uri, held)``.
+        ``held.release()`` sends them; ``held.asked`` is set once a
+        client has asked for the last transaction meanwhile."""
+        import ZEO
+        from ZEO.StorageServer import StorageServer
+        from ZEO.StorageServer import ZEOStorage
+        invalidate = StorageServer.invalidate
+        delegate = ZEOStorage.setup_delegation
+        held = Held()
+
+        def holding(server, *args):
+            if held.holding:
+                held.append(lambda: invalidate(server, *args))
+            else:
+                invalidate(server, *args)
+
+        def setup_delegation(zeo_storage):
+            delegate(zeo_storage)
+            last = zeo_storage.lastTransaction
+
+            def lastTransaction():
+                if held.holding:
+                    held.asked.set()
+                return last()
+
+            zeo_storage.lastTransaction = lastTransaction
+
+        StorageServer.invalidate = holding
+        ZEOStorage.setup_delegation = setup_delegation
+        self.addCleanup(setattr, StorageServer, 'invalidate', invalidate)
+        self.addCleanup(setattr, ZEOStorage, 'setup_delegation', delegate)
+        addr, stop = ZEO.server(path=os.path.join(self.directory, 'z.fs'))
+        self.addCleanup(stop)
+        self.addCleanup(held.release)
+        return 'zeo://127.0.0.1:{}?wait_timeout=5'.format(addr[1]), held
+
+    def _twoProcesses(self, uri):
+        """Two databases on one ZEO server, as two processes have, and a
+        value in it: ``(a, b)``, each a (connection, transaction
+        manager)."""
+        from zope_sessionx.database import openDatabase
+        processes = []
+        for name in ('a', 'b'):
+            tm = transaction.TransactionManager()
+            connection = openDatabase(
+                uri + '&database_name=' + name).open(transaction_manager=tm)
+            self.addCleanup(connection.close)
+            processes.append((connection, tm))
+        (a, tm_a), (b, tm_b) = processes
+        tm_a.begin()
+        a.root()['visits'] = 1
+        tm_a.commit()
+        tm_b.begin()
+        self.assertEqual(b.root()['visits'], 1)
+        tm_b.abort()
+        return processes
+
+    def test_a_transaction_waits_for_what_the_server_has_committed(self):
+        # Process A commits; its client is told so; a request then comes
+        # to process B, whose client has not yet received the
+        # invalidations of that commit (the server holds them back, as it
+        # does for a turn of its loop).  B's next transaction must still
+        # see A's commit: it waits for the invalidations.
+        uri, held = self._heldInvalidations()
+        (a, tm_a), (b, tm_b) = self._twoProcesses(uri)
+        held.holding = True
+        tm_a.begin()
+        a.root()['visits'] = 2
+        tm_a.commit()
+        seen = []
+
+        def request():
+            tm_b.begin()
+            seen.append(b.root()['visits'])
+            tm_b.abort()
+
+        reader = threading.Thread(target=request)
+        reader.start()
+        # Once B has asked the server where it is (if B waits at all),
+        # let the news go.
+        while reader.is_alive() and not held.asked.wait(0.01):
+            pass
+        held.release()
+        reader.join(10)
+        self.assertEqual(seen, [2])
+
+    def test_no_news_of_a_commit_is_a_transient_error(self):
+        from transaction.interfaces import TransientError
+        from ZEO.Exceptions import ClientDisconnected
+        uri, held = self._heldInvalidations()
+        (a, tm_a), (b, tm_b) = self._twoProcesses(uri)
+        b._db.storage.sync.timeout = 0.1
+        held.holding = True
+        tm_a.begin()
+        a.root()['visits'] = 2
+        tm_a.commit()
+        with self.assertRaises(ClientDisconnected) as caught:
+            tm_b.begin()
+        self.assertIsInstance(caught.exception, TransientError)
+        self.assertIn('no news from the ZEO server of its transaction',
+                      str(caught.exception))
+        tm_b.abort()
+        # Once the news comes, the next try sees the commit.
+        held.release()
+        tm_b.begin()
+        self.assertEqual(b.root()['visits'], 2)
+        tm_b.abort()
 
     def test_no_oid_stored_twice_across_a_zeo_server_restart(self):
         # A ZEO client fetches new oids a hundred at a time; a restarted
