@@ -144,12 +144,11 @@ class CatchUp:
         # What ZEO's own server_sync calls for servers older than ZEO 5.
         committed = storage._call('lastTransaction')
         deadline = time.monotonic() + self.timeout
-        # The client's own commits, and a reconnection, move its last
-        # transaction on without an invalidation: look at it as well.
-        while (storage.lastTransaction() or z64) < committed:
-            with self.changed:
-                if self.received >= committed:
-                    return
+        with self.changed:
+            # The client's own commits, and a reconnection, move its last
+            # transaction on without an invalidation: look at it as well.
+            while max(self.received,
+                      storage.lastTransaction() or z64) < committed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     from ZEO.Exceptions import ClientDisconnected
